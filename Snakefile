@@ -1,0 +1,44 @@
+# transferbench: do better ImageNet models transfer better? (Kornblith, Shlens & Le, CVPR 2019)
+# Default: the offline demo study (config/config.yaml). The paper: --configfile config/paper.yaml.
+# Stages, in data-flow order, one rules file each: data -> upstream -> features -> linear / train -> analysis.
+
+import os
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+# The package is imported from this checkout, here and in every job (also in --software-deployment-method conda
+# environments, which install only the dependencies): jobs inherit PYTHONPATH.
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+
+from transferbench.config import ConfigError, validate_config
+
+
+configfile: "config/config.yaml"
+
+
+try:
+    # Before any job runs: unknown names and malformed values stop here, naming the key and the valid choices.
+    validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/upstream.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/linear.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/analysis.smk"
+
+
+rule all:
+    input:
+        "results/tables/results.csv",
+        "results/stats/correlations.csv",
+        rules.fig2_correlation.output,
+    default_target: True

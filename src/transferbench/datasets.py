@@ -1,0 +1,157 @@
+"""Datasets and their splits.
+
+A dataset is a list of samples (ids: relative file paths, or indices for in-memory data) with labels, divided
+into train / val / test. The split is computed once per dataset and saved (`results/splits/{dataset}.json`), with
+a hash that every downstream file records, so features never mix splits.
+
+Conventions (the paper's, DESIGN section 1): use the data's own val split where it has one; otherwise a seeded,
+class-stratified hold-out of `val_fraction` of train. After model selection, train+val is the training set, so
+`n_train` (the paper's Table 1 "train") counts both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_json
+from .seeding import derive_seed
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    source: str  # 'sklearn_digits' | 'imagefolder' | 'generated'
+    metric: str
+    root: str | None = None
+    val_fraction: float = 0.2
+    test_fraction: float = 0.3
+
+    @classmethod
+    def from_config(cls, name: str, entry: dict, root: str | None = None) -> "DatasetSpec":
+        """`root` is where the data lives for generated data (the workflow's output folder)."""
+        return cls(name=name, source=entry["source"], metric=entry["metric"], root=root or entry.get("root"),
+                   val_fraction=entry.get("val_fraction", 0.2), test_fraction=entry.get("test_fraction", 0.3))
+
+
+@dataclass
+class Split:
+    """Samples of each split: ids, integer labels, and the class names. Saved as JSON with its content hash."""
+
+    dataset: str
+    classes: list
+    ids: dict  # split -> list of ids
+    labels: dict  # split -> list of int labels
+
+    @property
+    def hash(self) -> str:
+        payload = json.dumps([self.dataset, self.classes, self.ids, self.labels], sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()[:16]
+
+    def sizes(self) -> dict:
+        return {s: len(self.ids[s]) for s in SPLITS}
+
+    @property
+    def n_train(self) -> int:
+        """Training examples of the final fit (train + val), the paper's Table 1 'train'."""
+        return len(self.ids["train"]) + len(self.ids["val"])
+
+    def save(self, path) -> None:
+        write_json(path, {"dataset": self.dataset, "classes": self.classes, "ids": self.ids, "labels": self.labels,
+                          "sizes": self.sizes(), "n_train": self.n_train, "hash": self.hash})
+
+    @classmethod
+    def load(cls, path) -> "Split":
+        data = json.loads(Path(path).read_text())
+        split = cls(data["dataset"], data["classes"], data["ids"], data["labels"])
+        if split.hash != data["hash"]:
+            raise ValueError(f"split file {path} is corrupt: its content does not match its hash; delete it to rebuild")
+        return split
+
+    def select(self, *names: str) -> tuple[list, np.ndarray]:
+        """Ids and labels of the named splits concatenated (e.g. 'train', 'val' for the final refit)."""
+        ids = [i for n in names for i in self.ids[n]]
+        labels = np.array([y for n in names for y in self.labels[n]], dtype=np.int64)
+        return ids, labels
+
+
+def _stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask choosing round(fraction * n_c) examples of each class c (at least one, never all)."""
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        k = min(max(1, round(fraction * len(members))), len(members) - 1)
+        held[rng.choice(members, size=k, replace=False)] = True
+    return held
+
+
+def _scan_imagefolder(root: Path, split: str) -> tuple[list[str], list[str]]:
+    """(relative paths, class names) of `root/split/<class>/<image>`, sorted."""
+    folder = root / split
+    ids, names = [], []
+    for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for f in sorted(class_dir.iterdir()):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                ids.append(f"{split}/{class_dir.name}/{f.name}")
+                names.append(class_dir.name)
+    return ids, names
+
+
+def imagefolder_split(spec: DatasetSpec, seed: int) -> Split:
+    root = Path(spec.root)
+    layout = f"expected {root}/train/<class>/<image> and {root}/test/<class>/<image> (optionally {root}/val/...)"
+    for required in ("train", "test"):
+        if not (root / required).is_dir():
+            raise FileNotFoundError(f"dataset '{spec.name}': missing folder {root / required}; {layout}")
+    train_ids, train_names = _scan_imagefolder(root, "train")
+    classes = sorted(set(train_names))
+    if len(classes) < 2:
+        raise ValueError(f"dataset '{spec.name}': {root}/train has {len(classes)} class folder(s) with images; "
+                         f"need at least 2; {layout}")
+    index = {c: i for i, c in enumerate(classes)}
+    ids, labels = {}, {}
+    for split in ("val", "test"):
+        if (root / split).is_dir():
+            split_ids, split_names = _scan_imagefolder(root, split)
+            unknown = sorted(set(split_names) - set(classes))
+            if unknown:
+                raise ValueError(f"dataset '{spec.name}': {root}/{split} has classes not in train: {unknown[:5]}")
+            ids[split], labels[split] = split_ids, [index[n] for n in split_names]
+    train_labels = np.array([index[n] for n in train_names])
+    if "val" not in ids:
+        held = _stratified_holdout(train_labels, spec.val_fraction, derive_seed(seed, spec.name, "val"))
+        ids["val"] = [i for i, h in zip(train_ids, held) if h]
+        labels["val"] = train_labels[held].tolist()
+        train_ids, train_labels = [i for i, h in zip(train_ids, held) if not h], train_labels[~held]
+    ids["train"], labels["train"] = train_ids, train_labels.tolist()
+    return Split(spec.name, classes, ids, labels)
+
+
+def digits_split(spec: DatasetSpec, seed: int) -> Split:
+    """scikit-learn's bundled digits (1,797 real 8x8 scans): seeded stratified test and val hold-outs."""
+    from sklearn.datasets import load_digits
+
+    labels = load_digits().target.astype(np.int64)
+    ids = np.arange(len(labels))
+    test = _stratified_holdout(labels, spec.test_fraction, derive_seed(seed, spec.name, "test"))
+    rest = ids[~test]
+    val = _stratified_holdout(labels[rest], spec.val_fraction, derive_seed(seed, spec.name, "val"))
+    parts = {"train": rest[~val], "val": rest[val], "test": ids[test]}
+    return Split(spec.name, [str(d) for d in range(10)], {k: v.tolist() for k, v in parts.items()},
+                 {k: labels[v].tolist() for k, v in parts.items()})
+
+
+def make_split(spec: DatasetSpec, seed: int) -> Split:
+    if spec.source == "sklearn_digits":
+        return digits_split(spec, seed)
+    if spec.source in ("imagefolder", "generated"):
+        return imagefolder_split(spec, seed)
+    raise ValueError(f"dataset '{spec.name}': unknown source {spec.source!r}; expected sklearn_digits, generated or imagefolder")

@@ -1,0 +1,120 @@
+"""Image decoding and preprocessing.
+
+Each image is decoded once per resolution: resized so its shorter side is `floor(resolution / crop_pct)` (timm's
+convention) and centre-cropped to a square of that size, kept as uint8. From that cache:
+- evaluation (features, val/test): centre crop of `resolution` (the paper's resize + centre crop), normalized;
+- training: random-resized-crop to `resolution` + horizontal flip (the paper's only augmentations), normalized.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+from torchvision.transforms.functional import InterpolationMode
+
+from .datasets import DatasetSpec
+
+log = logging.getLogger(__name__)
+
+INTERPOLATION = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+
+
+def storage_size(resolution: int, crop_pct: float) -> int:
+    return int(math.floor(resolution / crop_pct))
+
+
+def _resize_square(img: Image.Image, size: int, interpolation: str) -> np.ndarray:
+    w, h = img.size
+    scale = size / min(w, h)
+    if (w, h) != (size, size):
+        img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), INTERPOLATION[interpolation])
+        w, h = img.size
+        left, top = (w - size) // 2, (h - size) // 2
+        img = img.crop((left, top, left + size, top + size))
+    return np.array(img, dtype=np.uint8)  # a writable copy for torch.from_numpy
+
+
+class DecodedImages(Dataset):
+    """Decodes samples of one dataset to (3, S, S) uint8 tensors; used through a DataLoader for parallel decode."""
+
+    def __init__(self, spec: DatasetSpec, ids: list, size: int, interpolation: str):
+        self.spec, self.ids, self.size, self.interpolation = spec, ids, size, interpolation
+        self._digits = None
+        if spec.source == "sklearn_digits":
+            from sklearn.datasets import load_digits
+
+            self._digits = (load_digits().images * (255 / 16)).round().astype(np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _open(self, sample_id) -> Image.Image:
+        if self._digits is not None:
+            return Image.fromarray(self._digits[int(sample_id)]).convert("RGB")
+        path = Path(self.spec.root) / sample_id
+        try:
+            with Image.open(path) as img:
+                return img.convert("RGB")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"dataset '{self.spec.name}': image {path} is missing; the split file lists it. "
+                                    "Rebuild the split if the data changed") from None
+        except OSError as error:
+            raise OSError(f"dataset '{self.spec.name}': cannot decode image {path}: {error}") from error
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        array = _resize_square(self._open(self.ids[index]), self.size, self.interpolation)
+        return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def decode_images(spec: DatasetSpec, ids: list, size: int, interpolation: str, num_workers: int = 0,
+                  batch_size: int = 256) -> torch.Tensor:
+    """All samples `ids` decoded to one uint8 tensor (N, 3, size, size)."""
+    loader = DataLoader(DecodedImages(spec, ids, size, interpolation), batch_size=batch_size,
+                        num_workers=num_workers)
+    start = time.perf_counter()
+    out = torch.cat(list(loader)) if ids else torch.empty(0, 3, size, size, dtype=torch.uint8)
+    log.info("decoded %d images of '%s' at %d px in %.1fs", len(ids), spec.name, size, time.perf_counter() - start)
+    return out
+
+
+class Preprocessing:
+    """Turns cached uint8 batches into normalized float batches at the model's resolution."""
+
+    def __init__(self, resolution: int, mean, std, interpolation: str = "bilinear"):
+        self.resolution = resolution
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255
+        self.interpolation = InterpolationMode(interpolation)
+
+    def _normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        return (batch.float() - self.mean) / self.std
+
+    def evaluation(self, batch: torch.Tensor) -> torch.Tensor:
+        """Centre crop to the model's resolution (the cache is already resized), then normalize."""
+        size = batch.shape[-1]
+        offset = (size - self.resolution) // 2
+        return self._normalize(batch[..., offset:offset + self.resolution, offset:offset + self.resolution])
+
+    def training(self, batch: torch.Tensor, crop_scale, flip: bool, seed: int) -> torch.Tensor:
+        """torchvision's RandomResizedCrop (scale `crop_scale`) and optional horizontal flip, then normalize.
+
+        The draws come from the global RNG reseeded with `seed` (derived from the step) inside a forked RNG state,
+        so a resumed job replays exactly the augmentations an uninterrupted one would have drawn.
+        """
+        steps = [v2.RandomResizedCrop(self.resolution, scale=tuple(crop_scale), interpolation=self.interpolation,
+                                      antialias=True)]
+        if flip:
+            steps.append(v2.RandomHorizontalFlip())
+        transform = v2.Compose(steps)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            out = torch.stack([transform(img) for img in batch])
+        return self._normalize(out)

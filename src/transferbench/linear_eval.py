@@ -1,0 +1,45 @@
+"""The `linear` mode job: read cached features, choose the L2 strength on val, refit on train+val, score test."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from . import metrics
+from .atomic import write_json
+from .feature_store import load_features
+from .predictions import save_predictions
+from .probe import LinearProbe
+
+log = logging.getLogger(__name__)
+
+
+def run_linear_probe(features_file, weight_decays, metric: str, out_json, predictions_out, num_classes: int,
+                     max_iter: int = 1000, tol: float = 1e-6, device: str = "auto", expected: dict | None = None) -> dict:
+    """Run the paper's linear-probe protocol on one features file and write its JSON and test predictions."""
+    try:
+        data = load_features(features_file, expected)
+        probe = LinearProbe(weight_decays, max_iter=max_iter, tol=tol, device=device)
+        path = probe.fit_path(data["train"], data["val"], metric=metric, num_classes=num_classes)
+        train_val = tuple(np.concatenate([a, b]) for a, b in zip(data["train"], data["val"]))
+        start = time.perf_counter()
+        probe.fit(train_val, path.chosen_weight_decay, num_classes=num_classes)
+        refit_time = time.perf_counter() - start
+    except ValueError as error:
+        raise ValueError(f"{features_file}: {error}") from error
+    test_features, test_labels = data["test"]
+    scores = probe.decision_function(test_features)
+    value = metrics.score(metric, test_labels, scores)
+    result = {
+        "mode": "linear", "metric": metric, "value": value,
+        "convention": "J = sum_i CE + (wd/2)||W||^2, bias unpenalized; scikit-learn C = 1/wd",
+        "path": path.summary(), "chosen_weight_decay": path.chosen_weight_decay,
+        "refit": {"objective": probe.objective_, "iterations": probe.n_iter_, "fit_time_s": refit_time},
+        "n_train": len(train_val[1]), "n_test": len(test_labels), "feature_dim": int(test_features.shape[1]),
+    }
+    save_predictions(predictions_out, test_labels, scores)
+    write_json(out_json, result)
+    log.info("chose wd %.3g; test %s %.4f", path.chosen_weight_decay, metric, value)
+    return result

@@ -1,0 +1,160 @@
+"""Model specs and model building, through timm.
+
+A model is described by data, the way timm describes its own: a `ModelSpec` built from a config entry, with its
+preprocessing taken from timm's pretrained_cfg unless the config overrides it. Weights come from the hub
+(`name.tag`), from a local checkpoint file, or from the demo's own upstream pretraining (also a checkpoint).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+from dataclasses import dataclass, field
+
+import timm
+import torch
+from torch import nn
+
+from . import demo_models  # noqa: F401  (registers the demo architectures with timm)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the study. `timm` is 'arch.tag' for hub weights, or 'arch' with a checkpoint."""
+
+    name: str
+    timm: str
+    pretrained: str  # 'hub' | 'checkpoint' | 'upstream'
+    kwargs: dict = field(default_factory=dict)
+    checkpoint: str | None = None
+    imagenet_top1: float | None = None
+    resolution: int | None = None
+    crop_pct: float | None = None
+    interpolation: str | None = None
+    mean: tuple | None = None
+    std: tuple | None = None
+
+    @property
+    def arch(self) -> str:
+        return self.timm.split(".")[0]
+
+    @property
+    def tag(self) -> str | None:
+        return self.timm.split(".", 1)[1] if "." in self.timm else None
+
+    @classmethod
+    def from_config(cls, name: str, entry: dict, checkpoint: str | None = None) -> "ModelSpec":
+        """Build from a config entry; `checkpoint` is the upstream checkpoint path for 'pretrained: upstream'."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in entry.items() if k in fields}
+        values["pretrained"] = infer_weights_source(entry)
+        if checkpoint is not None:
+            values["checkpoint"] = str(checkpoint)
+        for key in ("mean", "std"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        return cls(name=name, **values)
+
+    def with_preprocessing(self) -> "ModelSpec":
+        """A copy with resolution, crop, interpolation and mean/std filled from timm's pretrained_cfg where unset."""
+        cfg = pretrained_cfg(self)
+        return dataclasses.replace(
+            self,
+            resolution=self.resolution or int(cfg["input_size"][-1]),
+            crop_pct=self.crop_pct or float(cfg.get("crop_pct") or 0.875),
+            interpolation=self.interpolation or cfg.get("interpolation") or "bilinear",
+            mean=tuple(self.mean or cfg["mean"]),
+            std=tuple(self.std or cfg["std"]),
+        )
+
+
+def infer_weights_source(entry: dict) -> str:
+    if "pretrained" in entry:
+        return entry["pretrained"]
+    if "checkpoint" in entry:
+        return "checkpoint"
+    return "hub"
+
+
+def pretrained_cfg(spec: ModelSpec) -> dict:
+    """timm's pretrained config for the spec: the tag's config for hub weights, else the architecture's default."""
+    if spec.tag is not None:
+        cfg = timm.models.get_pretrained_cfg(spec.timm)
+        if cfg is not None:
+            return cfg.to_dict()
+    model = timm.create_model(spec.arch, pretrained=False, **spec.kwargs)
+    return dict(model.pretrained_cfg)
+
+
+def model_problems(entry: dict) -> list[str]:
+    """What is wrong with a config model entry (empty when it is valid). Checks names against timm's registry."""
+    arch = entry["timm"].split(".")[0]
+    available = timm.list_models()
+    if arch not in available:
+        close = difflib.get_close_matches(arch, available, n=3)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        return [f"unknown timm architecture {arch!r}{hint}"]
+    source = infer_weights_source(entry)
+    if source == "hub":
+        if "." not in entry["timm"]:
+            tags = timm.list_pretrained(f"{arch}.*")
+            return [f"'{entry['timm']}' has no pretrained tag; give it explicitly (timm's default tag changes between "
+                    f"releases); available: {', '.join(tags) or 'none: use a checkpoint'}"]
+        if entry["timm"] not in timm.list_pretrained(entry["timm"]):
+            tags = timm.list_pretrained(f"{arch}.*")
+            return [f"unknown pretrained tag '{entry['timm']}'; available: {', '.join(tags) or 'none'}"]
+        if "imagenet_top1" not in entry:
+            return ["hub models need 'imagenet_top1' (percent), e.g. from timm's results table"]
+    if source == "checkpoint":
+        if "checkpoint" not in entry:
+            return ["'pretrained: checkpoint' needs a 'checkpoint' file"]
+        if "imagenet_top1" not in entry:
+            return ["checkpoint models need 'imagenet_top1' (percent)"]
+    return []
+
+
+def _classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
+    names = model.pretrained_cfg.get("classifier", "head")
+    names = (names,) if isinstance(names, str) else tuple(names)
+    return tuple(f"{n}." for n in names)
+
+
+def load_backbone_weights(model: nn.Module, checkpoint) -> None:
+    """Load a checkpoint file into `model`, all weights but the classifier (whose classes differ downstream).
+
+    Uses timm's own loader (handles 'state_dict' / 'model' wrappers and 'module.' prefixes). Every backbone weight
+    must be present: a checkpoint of another architecture fails loudly instead of leaving random weights.
+    """
+    state = timm.models.load_state_dict(str(checkpoint))
+    prefixes = _classifier_prefixes(model)
+    state = {k: v for k, v in state.items() if not k.startswith(prefixes)}
+    result = model.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith(prefixes)]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"checkpoint {checkpoint} does not fit architecture {model.__class__.__name__}: "
+                         f"missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}")
+
+
+def build_model(spec: ModelSpec, num_classes: int, weights: bool = True, **overrides) -> nn.Module:
+    """The spec's model with a fresh `num_classes`-way head (0: no head, the forward returns pooled pre-logits).
+
+    weights=False gives the same architecture randomly initialized (the `scratch` mode). `overrides` are extra
+    model keyword arguments (for example `norm` for the scratch variants).
+    """
+    kwargs = {**spec.kwargs, **overrides}
+    if weights and spec.pretrained == "hub":
+        try:
+            return timm.create_model(spec.timm, pretrained=True, num_classes=num_classes, **kwargs)
+        except Exception as error:  # noqa: BLE001 - re-raised with what to do
+            raise RuntimeError(f"could not load hub weights '{spec.timm}' for model '{spec.name}': {error}. On an "
+                               "offline node, fetch them first where there is internet (see README: prefetch)") from error
+    model = timm.create_model(spec.arch, pretrained=False, **kwargs)
+    if weights:
+        if spec.checkpoint is None:
+            raise ValueError(f"model '{spec.name}' has no weights: give a checkpoint or a hub tag")
+        load_backbone_weights(model, spec.checkpoint)
+    model.reset_classifier(num_classes)
+    return model

@@ -1,0 +1,126 @@
+"""Statistics of the study, on log odds (Kornblith et al. 2019, section 3; DESIGN section 3).
+
+Conventions:
+- logit(p) = log(p / (1 - p)) with p clipped to [EPS, 1 - EPS], EPS = 1e-4 (a perfect score counts as 99.99%).
+- The headline r, per mode: Pearson r between ImageNet top-1 (percent, as reported) and the mean over datasets of
+  the transfer log odds, one point per model. r is invariant to the affine rescaling of top-1.
+- 95% intervals: percentile bootstrap over models (resampling models with replacement), seeded.
+
+Run on any results table: `python -m transferbench.stats --results RESULTS.csv --out DIR`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path
+from .results import read_table
+
+log = logging.getLogger(__name__)
+
+EPS = 1e-4
+SMALL_DATASET = 10_000  # the paper's split: datasets under 10,000 training examples vs the rest
+
+
+def logit(p, eps: float = EPS):
+    p = np.clip(np.asarray(p, dtype=np.float64), eps, 1 - eps)
+    return np.log(p / (1 - p))
+
+
+def pearson_r(x, y) -> float:
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def bootstrap_r(x, y, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of Pearson r, resampling the points (models) with replacement."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < 3:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
+    xs, ys = x[idx], y[idx]
+    xs, ys = xs - xs.mean(1, keepdims=True), ys - ys.mean(1, keepdims=True)
+    denom = np.sqrt((xs ** 2).sum(1) * (ys ** 2).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rs = (xs * ys).sum(1) / denom
+    rs = rs[np.isfinite(rs)]
+    alpha = (1 - level) / 2
+    return float(np.quantile(rs, alpha)), float(np.quantile(rs, 1 - alpha))
+
+
+def model_means(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model: ImageNet top-1 and the mean over datasets of transfer log odds (one mode's rows)."""
+    t = table.assign(log_odds=logit(table["value"]))
+    return t.groupby("model").agg(imagenet_top1=("imagenet_top1", "first"), mean_log_odds=("log_odds", "mean"),
+                                  n_datasets=("dataset", "nunique")).reset_index()
+
+
+def morey_intervals(table: pd.DataFrame, level: float = 0.95) -> pd.Series:
+    """Half-widths of Morey (2008) within-dataset intervals of each model's mean log odds across datasets.
+
+    Normalize out each dataset's mean (Cousineau), take the per-model standard error across datasets, and correct
+    the variance by J / (J - 1) for J models (Morey's correction).
+    """
+    from scipy import stats as st
+
+    t = table.assign(log_odds=logit(table["value"]))
+    wide = t.pivot_table(index="model", columns="dataset", values="log_odds")
+    normalized = wide - wide.mean(axis=0) + wide.values.mean()
+    n_models, n_datasets = wide.shape
+    if n_datasets < 2 or n_models < 2:
+        return pd.Series(np.nan, index=wide.index)
+    sem = normalized.std(axis=1, ddof=1) / np.sqrt(n_datasets) * np.sqrt(n_models / (n_models - 1))
+    return sem * st.t.ppf(0.5 + level / 2, n_datasets - 1)
+
+
+def correlations(table: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """r with bootstrap interval per mode: over all datasets, per dataset, and for small / large datasets."""
+    rows = []
+
+    def add(mode, subset, part):
+        means = model_means(part)
+        low, high = bootstrap_r(means["imagenet_top1"], means["mean_log_odds"], n_boot, seed)
+        rows.append({"mode": mode, "subset": subset, "r": pearson_r(means["imagenet_top1"], means["mean_log_odds"]),
+                     "ci_low": low, "ci_high": high, "n_models": len(means), "n_datasets": part["dataset"].nunique()})
+
+    for mode, part in table.groupby("mode", sort=True):
+        add(mode, "all", part)
+        small = part["n_train"] < SMALL_DATASET
+        if small.any() and (~small).any():
+            add(mode, f"n_train<{SMALL_DATASET}", part[small])
+            add(mode, f"n_train>={SMALL_DATASET}", part[~small])
+        for dataset, d in part.groupby("dataset", sort=True):
+            add(mode, f"dataset={dataset}", d)
+    return pd.DataFrame(rows)
+
+
+def write_statistics(results_csv, out_dir, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    table = read_table(results_csv)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = correlations(table, n_boot=n_boot, seed=seed)
+    with atomic_path(out_dir / "correlations.csv") as tmp:
+        result.to_csv(tmp, index=False, float_format="%.6g")
+    return result
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m transferbench.stats", description=__doc__.split("\n")[0])
+    parser.add_argument("--results", required=True, help="tidy results table (results/tables/results.csv)")
+    parser.add_argument("--out", required=True, help="output folder for correlations.csv")
+    parser.add_argument("--n-boot", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(write_statistics(args.results, args.out, args.n_boot, args.seed).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

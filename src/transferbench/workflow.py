@@ -1,0 +1,51 @@
+"""Glue between Snakemake jobs and the package: logging to the rule's log, thread count, seeds.
+
+Workflow scripts are thin: they unpack the `snakemake` object and call the package inside `job_context`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from contextlib import contextmanager
+
+
+@contextmanager
+def job_context(snakemake, seed: int | None = None):
+    """Log to the rule's log file (and stderr), limit torch to the job's threads, seed torch and numpy.
+
+    An exception is written to the log with its traceback before it propagates, so a failed job's log says why.
+    """
+    log_file = snakemake.log[0] if len(snakemake.log) else None
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        os.makedirs(os.path.dirname(log_file) or ".", exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, mode="w"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        handlers=handlers, force=True)
+    threads = max(1, int(getattr(snakemake, "threads", 1) or 1))
+    if "torch" in sys.modules or _importable("torch"):
+        import torch
+
+        torch.set_num_threads(threads)
+        if seed is not None:
+            torch.manual_seed(seed)
+    if seed is not None:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    log = logging.getLogger("transferbench.job")
+    log.info("rule %s, wildcards %s, %d thread(s)", getattr(snakemake, "rule", "?"), dict(snakemake.wildcards), threads)
+    try:
+        yield
+    except BaseException:
+        log.error("job failed:\n%s", traceback.format_exc())
+        raise
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None

@@ -1,0 +1,94 @@
+# Config lookups and input functions. A job's params carry only its own slice of the config, so adding a model
+# or a dataset changes no other job's params (Snakemake's params rerun trigger stays quiet).
+
+import re
+
+from transferbench.config import grid_points, linear_grid, training_settings, upstream_settings
+
+CONDA_ENV = "../../envs/transferbench.yaml"  # for --software-deployment-method conda (relative to rules/)
+MODELS = list(config["models"])
+DATASETS = list(config["datasets"])
+TRAIN_MODES = [m for m in config["modes"] if m in ("finetune", "scratch")]
+UPSTREAM_MODELS = [m for m, e in config["models"].items() if e.get("pretrained") == "upstream"]
+
+
+def _alternatives(names):
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+wildcard_constraints:
+    model=_alternatives(MODELS),
+    dataset=_alternatives(DATASETS + (["upstream"] if "upstream" in config else [])),
+    mode="finetune|scratch",
+    point=r"lr[^/_]+_wd[^/]+",
+
+
+def upstream_weights(model):
+    return f"results/upstream/{model}/weights.pth"
+
+
+def model_params(wc):
+    """This model's config entry, with the workflow's own checkpoint for upstream-pretrained models."""
+    entry = dict(config["models"][wc.model])
+    if entry.get("pretrained") == "upstream":
+        entry["checkpoint"] = upstream_weights(wc.model)
+    return entry
+
+
+def model_inputs(wc):
+    """Weights a job needs on disk: the upstream pretraining output or the local checkpoint file."""
+    entry = config["models"][wc.model]
+    if entry.get("pretrained") == "upstream":
+        return {"weights": upstream_weights(wc.model)}
+    if "checkpoint" in entry:
+        return {"weights": entry["checkpoint"]}
+    return {}
+
+
+def dataset_root(name):
+    entry = config["datasets"][name]
+    if entry["source"] == "generated":
+        return f"results/datasets/{name}"
+    return entry.get("root")
+
+
+def dataset_params(wc):
+    return {**config["datasets"][wc.dataset], "root": dataset_root(wc.dataset)}
+
+
+def dataset_inputs(wc):
+    """The generated data folder, for datasets the workflow writes itself."""
+    if config["datasets"][wc.dataset]["source"] == "generated":
+        return {"data": dataset_root(wc.dataset)}
+    return {}
+
+
+def generator_params(wc):
+    if wc.dataset == "upstream":
+        return config["upstream"]["dataset"]
+    return config["datasets"][wc.dataset]["generator"]
+
+
+def grid_files(wc):
+    return expand("results/{mode}/{model}/{dataset}/grid/{point}.json", mode=wc.mode, model=wc.model,
+                  dataset=wc.dataset, point=grid_points(config, wc.mode, wc.dataset))
+
+
+def result_file(model, dataset, mode):
+    if mode == "linear":
+        return f"results/linear/{model}/{dataset}.json"
+    return f"results/{mode}/{model}/{dataset}/final.json"
+
+
+def result_rows():
+    """One row per model x dataset x mode: where its result is and where its ImageNet top-1 comes from."""
+    rows = []
+    for model in MODELS:
+        entry = config["models"][model]
+        top1 = entry.get("imagenet_top1")
+        top1_file = f"results/upstream/{model}/metrics.json" if entry.get("pretrained") == "upstream" else None
+        for dataset in DATASETS:
+            for mode in config["modes"]:
+                rows.append({"model": model, "dataset": dataset, "mode": mode, "result": result_file(model, dataset, mode),
+                             "split": f"results/splits/{dataset}.json", "imagenet_top1": top1, "top1_file": top1_file})
+    return rows

@@ -1,0 +1,11 @@
+from transferbench.datasets import Split
+from transferbench.linear_eval import run_linear_probe
+from transferbench.workflow import job_context
+
+with job_context(snakemake):
+    s = snakemake.params.settings
+    split = Split.load(snakemake.input.split)
+    run_linear_probe(snakemake.input.features, snakemake.params.weight_decays, snakemake.params.metric,
+                     out_json=snakemake.output.result, predictions_out=snakemake.output.predictions,
+                     num_classes=len(split.classes), max_iter=s["max_iter"], tol=s["tol"], device=s["device"],
+                     expected={"model": snakemake.wildcards.model, "split_hash": split.hash})

@@ -1,0 +1,7 @@
+from transferbench.figures import plot_correlation
+from transferbench.results import read_table
+from transferbench.workflow import job_context
+
+with job_context(snakemake):
+    plot_correlation(read_table(snakemake.input[0]), snakemake.output.pdf, snakemake.output.png,
+                     upstream_label=snakemake.params.upstream_label)

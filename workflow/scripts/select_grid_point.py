@@ -1,0 +1,5 @@
+from transferbench.selection import write_selection
+from transferbench.workflow import job_context
+
+with job_context(snakemake):
+    write_selection(list(snakemake.input), snakemake.output[0])

@@ -1,0 +1,16 @@
+from transferbench.atomic import read_json
+from transferbench.datasets import DatasetSpec
+from transferbench.models import ModelSpec
+from transferbench.seeding import derive_seed
+from transferbench.transfer import run_training
+from transferbench.workflow import job_context
+
+wc = snakemake.wildcards
+with job_context(snakemake):
+    chosen = read_json(snakemake.input.selection)
+    run_training(wc.mode, ModelSpec.from_config(wc.model, snakemake.params.model),
+                 DatasetSpec.from_config(wc.dataset, snakemake.params.dataset), snakemake.input.split,
+                 snakemake.params.settings, lr=chosen["lr"], weight_decay=chosen["weight_decay"], phase="final",
+                 point=chosen["chosen"], seed=derive_seed(snakemake.params.seed, wc.mode, wc.model, wc.dataset, "final"),
+                 out_json=snakemake.output.result, checkpoint=snakemake.params.checkpoint,
+                 predictions_out=snakemake.output.predictions)

@@ -1,0 +1,13 @@
+from transferbench.datasets import DatasetSpec
+from transferbench.models import ModelSpec
+from transferbench.seeding import derive_seed
+from transferbench.transfer import run_training
+from transferbench.workflow import job_context
+
+wc = snakemake.wildcards
+with job_context(snakemake):
+    run_training(wc.mode, ModelSpec.from_config(wc.model, snakemake.params.model),
+                 DatasetSpec.from_config(wc.dataset, snakemake.params.dataset), snakemake.input.split,
+                 snakemake.params.settings, phase="grid", point=wc.point,
+                 seed=derive_seed(snakemake.params.seed, wc.mode, wc.model, wc.dataset, wc.point),
+                 out_json=snakemake.output[0], checkpoint=snakemake.params.checkpoint, **snakemake.params.hparams)
