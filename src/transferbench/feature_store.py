@@ -28,7 +28,8 @@ def mismatches(path, expected: dict) -> list[str]:
             if key in expected:
                 recorded = h5.attrs.get(key)
                 if recorded is None or not np.array_equal(np.asarray(recorded), np.asarray(expected[key])):
-                    problems.append(f"{key}: recorded {recorded!r}, expected {expected[key]!r}")
+                    shown = None if recorded is None else np.asarray(recorded).tolist()
+                    problems.append(f"{key}: recorded {shown!r}, expected {expected[key]!r}")
     return problems
 
 

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def run_linear_probe(features_file, weight_decays, metric: str, out_json, predictions_out, num_classes: int,
-                     max_iter: int = 1000, tol: float = 1e-6, device: str = "auto", expected: dict | None = None) -> dict:
+                     max_iter: int = 1000, tol: float = 1e-7, device: str = "auto", expected: dict | None = None) -> dict:
     """Run the paper's linear-probe protocol on one features file and write its JSON and test predictions."""
     try:
         data = load_features(features_file, expected)

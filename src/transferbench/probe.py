@@ -48,7 +48,7 @@ class LinearProbe:
     tolerance on J / n, sup norm), device ('auto' | 'cpu' | 'cuda').
     """
 
-    def __init__(self, weight_decays, max_iter: int = 1000, tol: float = 1e-6, device: str = "auto"):
+    def __init__(self, weight_decays, max_iter: int = 1000, tol: float = 1e-7, device: str = "auto"):
         self.weight_decays = sorted(float(w) for w in weight_decays)
         self.max_iter, self.tol = max_iter, tol
         self.device = pick_device(device)

@@ -152,7 +152,7 @@ def train_classifier(model: nn.Module, train_images: torch.Tensor, train_labels:
                                             derive_seed(seed, "augment", step))
             with autocast(device):
                 loss = nn.functional.cross_entropy(model(to_device(inputs, device)), labels[index].to(device))
-            loss_value = float(loss)
+            loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 log.warning("loss is %s at step %d: run diverged", loss_value, step)
                 diverged = True
@@ -180,12 +180,15 @@ def train_classifier(model: nn.Module, train_images: torch.Tensor, train_labels:
                     raise Preempted(f"stopped by SIGTERM at step {done}/{steps}; checkpoint {checkpoint} saved; "
                                     "rerun the job to resume")
     wall_time = state["wall_time_s"] + time.perf_counter() - started
-    if diverged:
-        value, outputs = metrics.chance_level(metric, eval_labels), None
-    else:
+    if not diverged:
         outputs, value = evaluate()
         state["curve"].append({"step": state["step"], "loss": loss_value, "metric": value})
         outputs = outputs.numpy()
+        if not np.isfinite(outputs).all():
+            log.warning("non-finite outputs on the evaluation split: run diverged")
+            diverged = True
+    if diverged:
+        value, outputs = metrics.chance_level(metric, eval_labels), None
     if checkpoint is not None and checkpoint.exists():
         checkpoint.unlink()
     return TrainResult(metric=value, diverged=diverged, steps=state["step"], images_seen=state["step"] * batch_size,

@@ -1,0 +1,103 @@
+import h5py
+import numpy as np
+import pytest
+import timm
+import torch
+
+from transferbench.datasets import DatasetSpec
+from transferbench.feature_store import load_features, mismatches
+from transferbench.features import extract_to_hdf5, feature_attrs
+from transferbench.models import ModelSpec, build_model
+
+pytestmark = pytest.mark.unit
+
+
+def demo_spec(tmp_path, width=4, depth=1, **extra):
+    """A demo CNN with a checkpoint file written by the test (weights from a seeded random init)."""
+    torch.manual_seed(0)
+    model = timm.create_model("tb_democnn", width=width, depth=depth, num_classes=5)
+    path = tmp_path / f"w{width}_d{depth}.pth"
+    torch.save(model.state_dict(), path)
+    return ModelSpec.from_config("cnn", {"timm": "tb_democnn", "kwargs": {"width": width, "depth": depth},
+                                         "checkpoint": str(path), "imagenet_top1": 50.0, **extra}), model
+
+
+def test_demo_model_is_a_timm_model_with_pretrained_cfg(tmp_path):
+    spec, _ = demo_spec(tmp_path, width=8, depth=2)
+    full = spec.with_preprocessing()
+    assert (full.resolution, full.crop_pct, full.mean) == (32, 1.0, (0.5, 0.5, 0.5))
+    model = build_model(spec, num_classes=0)
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, model.num_features) == (2, 32)
+
+
+def test_checkpoint_weights_load_and_head_is_replaced(tmp_path):
+    spec, source = demo_spec(tmp_path)
+    model = build_model(spec, num_classes=3)
+    for name, value in source.state_dict().items():
+        if not name.startswith("head."):
+            assert torch.equal(model.state_dict()[name], value), name
+    assert model.head.out_features == 3
+
+
+def test_checkpoint_of_another_architecture_fails_loudly(tmp_path):
+    spec, _ = demo_spec(tmp_path)
+    wrong = ModelSpec.from_config("cnn", {"timm": "tb_democnn", "kwargs": {"width": 8, "depth": 1},
+                                          "checkpoint": spec.checkpoint})
+    with pytest.raises((ValueError, RuntimeError), match="does not fit|size mismatch"):
+        build_model(wrong, num_classes=3)
+
+
+def test_scratch_build_ignores_checkpoint_and_supports_groupnorm(tmp_path):
+    spec, _ = demo_spec(tmp_path)
+    model = build_model(spec, num_classes=3, weights=False, norm="groupnorm_ws")
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in model.modules())
+    assert any(type(m).__name__ == "StdConv2d" for m in model.modules())
+
+
+def test_config_preprocessing_overrides_pretrained_cfg(tmp_path):
+    spec, _ = demo_spec(tmp_path, resolution=24, crop_pct=0.75)
+    full = spec.with_preprocessing()
+    assert (full.resolution, full.crop_pct, full.interpolation) == (24, 0.75, "bilinear")
+
+
+def test_extract_writes_every_split_with_attrs_and_completion_mark(tmp_path, imagefolder_split):
+    dataset, split, split_path = imagefolder_split
+    spec, _ = demo_spec(tmp_path)
+    out = tmp_path / "f.h5"
+    extract_to_hdf5(spec, dataset, split_path, out, batch_size=5)
+    data = load_features(out)
+    for name, size in split.sizes().items():
+        assert data[name][0].shape == (size, 8) and data[name][1].tolist() == split.labels[name]
+    with h5py.File(out) as h5:
+        assert h5.attrs["complete"] and h5.attrs["split_hash"] == split.hash and h5.attrs["resolution"] == 32
+        assert h5["train"]["features"].chunks is not None
+    # features equal a direct forward pass of the model on the same preprocessed images
+    model = build_model(spec, num_classes=0).eval()
+    from transferbench.images import Preprocessing, decode_images
+    images = decode_images(dataset, split.ids["test"], 32, "bilinear")
+    direct = model(Preprocessing(32, (0.5,) * 3, (0.25,) * 3).evaluation(images)).detach().numpy()
+    np.testing.assert_allclose(data["test"][0], direct, rtol=1e-5, atol=1e-6)
+
+
+def test_failed_extraction_leaves_no_file(tmp_path, imagefolder_split):
+    dataset, split, split_path = imagefolder_split
+    spec, _ = demo_spec(tmp_path)
+    (tmp_path / "folder" / split.ids["test"][3]).write_bytes(b"truncated")
+    out = tmp_path / "f.h5"
+    with pytest.raises(OSError, match="cannot decode"):
+        extract_to_hdf5(spec, dataset, split_path, out)
+    assert not out.exists() and not list(tmp_path.glob(".f.h5.tmp*"))
+
+
+def test_cache_refuses_incomplete_or_mismatched_files(tmp_path, imagefolder_split):
+    dataset, split, split_path = imagefolder_split
+    spec, _ = demo_spec(tmp_path)
+    out = tmp_path / "f.h5"
+    extract_to_hdf5(spec, dataset, split_path, out)
+    expected = feature_attrs(spec.with_preprocessing(), split)
+    assert mismatches(out, expected) == []
+    assert mismatches(out, {**expected, "resolution": 48}) == ["resolution: recorded 32, expected 48"]
+    with h5py.File(out, "a") as h5:
+        h5.attrs["complete"] = False
+    with pytest.raises(ValueError, match="incomplete|no completion mark"):
+        load_features(out)

@@ -1,0 +1,77 @@
+import os
+import signal
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+import transferbench.demo_models  # noqa: F401  (registers tb_democnn with timm)
+from transferbench.images import Preprocessing
+from transferbench.training import Preempted, batch_indices, bn_momentum, train_classifier
+
+pytestmark = pytest.mark.unit
+
+SETTINGS = {"steps": 12, "batch_size": 8, "momentum": 0.9, "nesterov": True, "crop_scale": [0.5, 1.0], "flip": True,
+            "weight_decay_divided_by_lr": True, "bn_momentum_rule": True, "eval_every": 5, "checkpoint_every": 100}
+
+
+def toy_data(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 4
+    images = np.clip(rng.normal(60 * labels[:, None, None, None], 30, size=(n, 3, 20, 20)), 0, 255)
+    return torch.as_tensor(images.astype(np.uint8)), labels
+
+
+def run(checkpoint=None, lr=0.05, hook=None, settings=SETTINGS):
+    torch.manual_seed(0)
+    model = timm.create_model("tb_democnn", width=4, depth=1, num_classes=4)
+    images, labels = toy_data()
+    pre = Preprocessing(16, (0.5,) * 3, (0.25,) * 3)
+    if hook is not None:
+        original = pre.training
+        pre.training = lambda batch, *a, **k: (hook(), original(batch, *a, **k))[1]
+    return train_classifier(model, images, labels, images[:16], labels[:16], pre, settings, lr, 1e-5, "top1",
+                            seed=3, device=torch.device("cpu"), checkpoint=checkpoint)
+
+
+def test_bn_momentum_follows_paper_rule_in_pytorch_convention():
+    assert bn_momentum(1000) == pytest.approx(0.01)  # TF decay 0.99
+    assert bn_momentum(50) == pytest.approx(0.1)  # TF decay floor 0.9
+
+
+def test_batches_cover_each_epoch_once():
+    seen = torch.cat([batch_indices(s, 8, 20, seed=1) for s in range(5)])  # 40 = two epochs of 20
+    assert sorted(seen[:20].tolist()) == list(range(20)) and sorted(seen[20:].tolist()) == list(range(20))
+
+
+def test_sigterm_checkpoints_and_resume_ends_where_uninterrupted_run_ends(tmp_path):
+    reference = run()
+    ckpt = tmp_path / "job.ckpt"
+    calls = {"n": 0}
+
+    def sigterm_at_step_7():
+        calls["n"] += 1
+        if calls["n"] == 7:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(Preempted, match="rerun the job to resume"):
+        run(ckpt, hook=sigterm_at_step_7)
+    assert ckpt.exists()
+    assert torch.load(ckpt, weights_only=False)["state"]["step"] == 7
+    resumed = run(ckpt)
+    assert resumed.metric == reference.metric and resumed.steps == reference.steps == 12
+    np.testing.assert_array_equal(resumed.outputs, reference.outputs)
+    assert [c["metric"] for c in resumed.curve] == [c["metric"] for c in reference.curve]
+    assert not ckpt.exists()  # a finished job cleans up its checkpoint
+
+
+def test_nan_loss_marks_run_diverged_at_chance_level():
+    result = run(lr=1e30)
+    assert result.diverged and result.steps < SETTINGS["steps"]
+    assert result.metric == pytest.approx(0.25)  # four balanced classes
+    assert result.outputs is None
+
+
+def test_training_learns_the_toy_task():
+    assert run(lr=0.2, settings={**SETTINGS, "steps": 100}).metric >= 0.9
