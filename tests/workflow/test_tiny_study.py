@@ -1,0 +1,112 @@
+"""The tiny study end to end: real jobs, real files, the same code paths as the demo and the paper study."""
+
+import json
+import re
+import shutil
+
+import h5py
+import pandas as pd
+import pytest
+import yaml
+
+from .conftest import TINY, snakemake, study_dir
+
+pytestmark = pytest.mark.workflow
+AGGREGATES = {"collect_results", "compute_statistics", "fig2_correlation", "all"}
+
+
+def test_results_table_has_a_row_per_model_dataset_mode(tiny_run):
+    table = pd.read_csv(tiny_run / "results/tables/results.csv")
+    assert {"model", "dataset", "mode", "metric", "value", "imagenet_top1", "n_train"} <= set(table.columns)
+    assert len(table) == 2 * 2 * 3
+    assert set(table["mode"]) == {"linear", "finetune", "scratch"}
+    assert table["value"].between(0, 1).all()
+    assert set(table.query("dataset == 'marks'")["metric"]) == {"mean_per_class"}
+    upstream = {m: json.loads((tiny_run / f"results/upstream/{m}/metrics.json").read_text())["top1"]
+                for m in ("small", "large")}
+    for model, top1 in upstream.items():
+        assert table.query("model == @model")["imagenet_top1"].tolist() == pytest.approx([top1] * 6, rel=1e-5)
+    split = json.loads((tiny_run / "results/splits/digits.json").read_text())
+    assert (table.query("dataset == 'digits'")["n_train"] == split["n_train"]).all()
+
+
+def test_features_are_cached_in_hdf5_with_their_provenance(tiny_run):
+    with h5py.File(tiny_run / "results/features/large/marks.h5") as h5:
+        assert h5.attrs["complete"] and h5.attrs["model"] == "large" and h5.attrs["resolution"] == 16
+        assert h5.attrs["checkpoint"] == "results/upstream/large/weights.pth"
+        assert h5["train"]["features"].shape[1] == 16 and len(h5["test"]["labels"]) == 12 * 4
+        assert "timm" in json.loads(h5.attrs["versions"])
+
+
+def test_training_jobs_write_curves_selection_and_predictions(tiny_run):
+    base = tiny_run / "results/finetune/small/digits"
+    grid = sorted(p.name for p in (base / "grid").iterdir())
+    assert grid == ["lr0.01_wd1e-05.json", "lr0.05_wd1e-05.json"]  # checkpoints were cleaned up
+    selection = json.loads((base / "selection.json").read_text())
+    final = json.loads((base / "final.json").read_text())
+    assert final["point"] == selection["chosen"] and final["eval_split"] == "test"
+    assert final["steps"] == 4 and final["images_seen"] == 64 and not final["diverged"]
+    assert (base / "predictions.npz").exists()
+
+
+def test_statistics_and_figure(tiny_run):
+    corr = pd.read_csv(tiny_run / "results/stats/correlations.csv")
+    assert set(corr.query("subset == 'all'")["mode"]) == {"linear", "finetune", "scratch"}
+    pdf = (tiny_run / "results/figures/fig2_correlation.pdf").read_bytes()
+    assert b"/FontFile2" in pdf  # TrueType fonts embedded
+    assert (tiny_run / "results/figures/fig2_correlation.png").stat().st_size > 10_000
+
+
+def test_complete_run_leaves_nothing_to_do(tiny_run):
+    out = snakemake(tiny_run, "-n", "--cores", "2")
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def test_run_is_deterministic(tiny_run, tmp_path):
+    again = study_dir(tmp_path / "again")
+    snakemake(again, "--cores", "2")
+    for name in ("results/tables/results.csv", "results/stats/correlations.csv"):
+        assert (again / name).read_text() == (tiny_run / name).read_text(), name
+
+
+def dry_run_jobs(workdir):
+    """(rule, wildcards dict) of every job a dry run would execute."""
+    out = snakemake(workdir, "-n", "--cores", "2").stdout
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        match = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if match:
+            wc = re.search(r"wildcards: (.*)", block)
+            wildcards = dict(kv.split("=", 1) for kv in wc.group(1).split(", ")) if wc else {}
+            jobs.append((match.group(1), wildcards))
+    return jobs
+
+
+def test_adding_a_model_reruns_only_its_jobs_and_the_aggregates(tiny_run, tmp_path):
+    workdir = tmp_path / "added"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    config = yaml.safe_load(TINY.read_text())
+    config["models"]["medium"] = {"timm": "tb_democnn", "kwargs": {"width": 6, "depth": 1}, "pretrained": "upstream",
+                                  "resolution": 16}
+    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
+    jobs = dry_run_jobs(workdir)
+    assert jobs, "the dry run listed no job"
+    others = [(rule, wc) for rule, wc in jobs if rule not in AGGREGATES and wc.get("model") != "medium"]
+    assert others == []
+    rules = {rule for rule, _ in jobs}
+    assert {"pretrain_upstream", "extract_features", "fit_linear_probe", "train_grid_point", "train_final"} <= rules
+    assert AGGREGATES - {"all"} <= rules
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["modes"] = ["linear", "fintune"]
+    config["models"]["small"]["timm"] = "tb_demo_cnn"
+    workdir = tmp_path / "bad"
+    (workdir / "config").mkdir(parents=True)
+    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(workdir, "-n", "--cores", "2", check=False)
+    assert proc.returncode != 0
+    message = proc.stdout + proc.stderr
+    assert "config key 'modes.1'" in message and "did you mean 'finetune'" in message
+    assert not (workdir / "results").exists()
