@@ -1,13 +1,18 @@
-"""The linear probe: L2-regularized multinomial logistic regression on frozen features, fitted by L-BFGS.
+"""The linear probe: L2-regularized logistic regression on frozen features, fitted by L-BFGS.
 
 Convention. For a grid value `wd` (the paper's "weight decay", 45 log-spaced values from 1e-6 to 1e5) the
-objective is the *summed* cross-entropy plus an L2 penalty on the weights (the bias is not penalized):
+objective is the *summed* loss plus an L2 penalty on the weights (the bias is not penalized):
 
-    J(W, b) = sum_i CE(W x_i + b, y_i) + (wd / 2) * ||W||^2
+    J(W, b) = sum_i loss(W x_i + b, y_i) + (wd / 2) * ||W||^2
 
-which is scikit-learn's LogisticRegression(C = 1 / wd). The solver minimizes J / n (same minimizer, better
-scaled) in float32 with torch's L-BFGS and strong-Wolfe line search, on CPU or GPU alike. The path runs from the
-strongest regularization to the weakest, each fit warm-started from the previous one. Selection picks the best
+which is scikit-learn's LogisticRegression(C = 1 / wd). The loss is the multinomial cross-entropy for
+single-label data (labels: class indices, shape (n,)), and for multi-label data (labels: a 0/1 matrix (n, K), as
+PASCAL VOC 2007) the sum of K independent binary logistic losses: K binary problems sharing the value of wd.
+
+Solver. J / n (same minimizer, better scaled) is minimized in float32 with torch's L-BFGS and strong-Wolfe line
+search, on CPU or GPU alike. The loss and its gradient are computed by hand in blocks of rows, so memory stays
+bounded (a (block, K) logit matrix at a time) and no autograd graph is built. The path runs from the strongest
+regularization to the weakest, each fit warm-started from the previous solution. Selection picks the best
 validation metric; ties go to the stronger regularization. The chosen value is refit on train + val.
 """
 
@@ -25,10 +30,12 @@ from .inference import pick_device
 
 log = logging.getLogger(__name__)
 
+BLOCK_ROWS = 16384  # rows per block of the loss/gradient computation (bounds memory at block x K floats)
+
 
 @dataclass
 class PathResult:
-    weight_decays: list
+    weight_decays: list  # in path order: strongest regularization first
     val_metric: list
     objective: list  # J / n at the solution, per grid value
     iterations: list
@@ -38,70 +45,94 @@ class PathResult:
     extra: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
-        return {k: v for k, v in self.__dict__.items()}
+        return dict(self.__dict__)
+
+
+def is_multilabel(labels) -> bool:
+    return np.asarray(labels).ndim == 2
 
 
 class LinearProbe:
-    """Multinomial logistic regression over a path of L2 strengths (see the module docstring for conventions).
+    """Logistic regression over a path of L2 strengths (conventions in the module docstring).
 
-    Parameters: weight_decays (the grid; any order), max_iter (L-BFGS iterations per fit), tol (gradient
-    tolerance on J / n, sup norm), device ('auto' | 'cpu' | 'cuda').
+    Parameters: weight_decays (the grid; any order), max_iter (L-BFGS iterations per fit), tol (tolerance on the
+    sup norm of the gradient of J / n), device ('auto' | 'cpu' | 'cuda'), block_rows (rows per block).
     """
 
-    def __init__(self, weight_decays, max_iter: int = 1000, tol: float = 1e-7, device: str = "auto"):
+    def __init__(self, weight_decays, max_iter: int = 1000, tol: float = 1e-7, device: str = "auto",
+                 block_rows: int = BLOCK_ROWS):
         self.weight_decays = sorted(float(w) for w in weight_decays)
-        self.max_iter, self.tol = max_iter, tol
+        self.max_iter, self.tol, self.block_rows = max_iter, tol, block_rows
         self.device = pick_device(device)
         self.coef_: torch.Tensor | None = None  # (d, K)
         self.intercept_: torch.Tensor | None = None  # (K,)
 
     def _tensors(self, features, labels):
         X = torch.as_tensor(np.asarray(features, dtype=np.float32), device=self.device)
-        y = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=self.device)
+        labels = np.asarray(labels)
+        y = torch.as_tensor(labels.astype(np.float32 if labels.ndim == 2 else np.int64), device=self.device)
         return X, y
+
+    def _loss_and_grad(self, X, y, W, b, scale: float):
+        """J / n and its gradient with respect to (W, b), block by block over the rows."""
+        n = X.shape[0]
+        loss = torch.zeros((), dtype=torch.float64, device=X.device)
+        grad_W, grad_b = torch.zeros_like(W), torch.zeros_like(b)
+        for start in range(0, n, self.block_rows):
+            Xb, yb = X[start:start + self.block_rows], y[start:start + self.block_rows]
+            z = torch.addmm(b, Xb, W)
+            if yb.ndim == 2:  # independent binary problems
+                loss += torch.nn.functional.binary_cross_entropy_with_logits(z, yb, reduction="sum").double()
+                residual = torch.sigmoid(z).sub_(yb)
+            else:  # multinomial
+                log_norm = torch.logsumexp(z, dim=1)
+                loss += (log_norm - z.gather(1, yb[:, None]).squeeze(1)).sum().double()
+                residual = torch.exp(z.sub_(log_norm[:, None]))
+                residual[torch.arange(len(yb), device=X.device), yb] -= 1
+            grad_W.addmm_(Xb.T, residual)
+            grad_b += residual.sum(0)
+        loss = loss / n + scale * float(W.pow(2).sum())
+        grad_W.div_(n).add_(W, alpha=2 * scale)
+        grad_b.div_(n)
+        return loss, grad_W, grad_b
 
     def _fit(self, X, y, num_classes: int, weight_decay: float, init=None) -> tuple[float, int]:
         """Minimize J / n from `init` (or zeros); return (J / n, iterations)."""
-        n, d = X.shape
+        d = X.shape[1]
         if init is None:
             W = torch.zeros(d, num_classes, device=self.device)
             b = torch.zeros(num_classes, device=self.device)
         else:
             W, b = (t.clone() for t in init)
-        W.requires_grad_(True)
-        b.requires_grad_(True)
         optimizer = torch.optim.LBFGS([W, b], lr=1, max_iter=self.max_iter, tolerance_grad=self.tol,
                                       tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
-        scale = weight_decay / (2 * n)
-
-        def objective_fn():
-            return torch.nn.functional.cross_entropy(X @ W + b, y, reduction="mean") + scale * W.pow(2).sum()
+        scale = weight_decay / (2 * X.shape[0])
 
         def closure():
-            optimizer.zero_grad()
-            loss = objective_fn()
-            loss.backward()
-            return loss
+            loss, W.grad, b.grad = self._loss_and_grad(X, y, W, b, scale)
+            return float(loss)
 
-        optimizer.step(closure)
-        iterations = optimizer.state[optimizer._params[0]]["n_iter"]
         with torch.no_grad():
-            objective = float(objective_fn())
-        self.coef_, self.intercept_ = W.detach(), b.detach()
-        return objective, iterations
+            optimizer.step(closure)
+            objective = float(self._loss_and_grad(X, y, W, b, scale)[0])
+        state = optimizer.state[optimizer._params[0]]
+        self.coef_, self.intercept_ = W, b
+        return objective, int(state.get("n_iter", 0))
 
     def decision_function(self, features) -> np.ndarray:
         X = torch.as_tensor(np.asarray(features, dtype=np.float32), device=self.device)
-        return (X @ self.coef_ + self.intercept_).cpu().numpy()
+        return torch.cat([torch.addmm(self.intercept_, X[s:s + self.block_rows], self.coef_)
+                          for s in range(0, max(len(X), 1), self.block_rows)]).cpu().numpy()
 
     def fit_path(self, train, val, metric: str = "top1", num_classes: int | None = None) -> PathResult:
         """Fit every grid value on `train` = (features, labels), score on `val`; choose (ties: stronger L2)."""
-        num_classes = num_classes or int(max(train[1].max(), val[1].max())) + 1
+        num_classes = num_classes or _num_classes(train[1], val[1])
         _check(train, "train", num_classes)
         _check(val, "val", num_classes)
-        missing = sorted(set(range(num_classes)) - set(np.unique(train[1]).tolist()))
-        if missing:
-            raise ValueError(f"classes {missing[:10]} have no training example; every class needs one")
+        if not is_multilabel(train[1]):
+            missing = sorted(set(range(num_classes)) - set(np.unique(train[1]).tolist()))
+            if missing:
+                raise ValueError(f"classes {missing[:10]} have no training example; every class needs one")
         X, y = self._tensors(*train)
         result = PathResult([], [], [], [], [])
         init, start = None, time.perf_counter()
@@ -120,22 +151,33 @@ class LinearProbe:
         result.chosen_weight_decay = result.weight_decays[int(np.argmax(result.val_metric))]
         return result
 
-    def fit(self, train, weight_decay: float, num_classes: int | None = None) -> "LinearProbe":
-        """Fit one value on `train` = (features, labels), from zeros."""
-        num_classes = num_classes or int(train[1].max()) + 1
+    def fit(self, train, weight_decay: float, num_classes: int | None = None, init=None) -> "LinearProbe":
+        """Fit one value on `train` = (features, labels), from zeros or from `init` = (coef, intercept)."""
+        num_classes = num_classes or _num_classes(train[1])
         _check(train, "train", num_classes)
         X, y = self._tensors(*train)
-        self.objective_, self.n_iter_ = self._fit(X, y, num_classes, weight_decay)
+        self.objective_, self.n_iter_ = self._fit(X, y, num_classes, weight_decay, init)
         return self
 
 
+def _num_classes(*label_arrays) -> int:
+    first = np.asarray(label_arrays[0])
+    return first.shape[1] if first.ndim == 2 else int(max(np.max(a) for a in label_arrays)) + 1
+
+
 def _check(data, name: str, num_classes: int) -> None:
-    features, labels = data
+    features, labels = np.asarray(data[0]), np.asarray(data[1])
+    if features.ndim != 2:
+        raise ValueError(f"{name} features must be a 2-D array (examples x dimensions), got shape {features.shape}")
     if not np.isfinite(features).all():
         bad = np.argwhere(~np.isfinite(features))[0]
         raise ValueError(f"{name} features contain NaN or inf (first at row {bad[0]}, column {bad[1]})")
     if len(features) != len(labels):
         raise ValueError(f"{name}: {len(features)} feature rows but {len(labels)} labels")
+    if labels.ndim == 2:
+        if labels.shape[1] != num_classes or not np.isin(labels, (0, 1)).all():
+            raise ValueError(f"{name}: multi-label targets must be a 0/1 matrix with {num_classes} columns")
+        return
     if labels.min() < 0 or labels.max() >= num_classes:
         bad = labels.min() if labels.min() < 0 else labels.max()
         raise ValueError(f"{name}: label {bad} is out of range; labels must be class indices 0..{num_classes - 1}")
