@@ -17,11 +17,12 @@ log = logging.getLogger(__name__)
 
 
 def run_linear_probe(features_file, weight_decays, metric: str, out_json, predictions_out, num_classes: int,
-                     max_iter: int = 1000, tol: float = 1e-7, device: str = "auto", expected: dict | None = None) -> dict:
+                     max_iter: int = 1000, tol: float = 1e-5, refit_tol: float = 1e-7, device: str = "auto",
+                     expected: dict | None = None) -> dict:
     """Run the paper's linear-probe protocol on one features file and write its JSON and test predictions."""
     try:
         data = load_features(features_file, expected)
-        probe = LinearProbe(weight_decays, max_iter=max_iter, tol=tol, device=device)
+        probe = LinearProbe(weight_decays, max_iter=max_iter, tol=tol, refit_tol=refit_tol, device=device)
         path = probe.fit_path(data["train"], data["val"], metric=metric, num_classes=num_classes)
         train_val = tuple(np.concatenate([a, b]) for a, b in zip(data["train"], data["val"]))
         start = time.perf_counter()

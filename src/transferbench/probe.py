@@ -55,14 +55,15 @@ def is_multilabel(labels) -> bool:
 class LinearProbe:
     """Logistic regression over a path of L2 strengths (conventions in the module docstring).
 
-    Parameters: weight_decays (the grid; any order), max_iter (L-BFGS iterations per fit), tol (tolerance on the
-    sup norm of the gradient of J / n), device ('auto' | 'cpu' | 'cuda'), block_rows (rows per block).
+    Parameters: weight_decays (the grid; any order), max_iter (L-BFGS iterations per fit), tol (the path's fits
+    stop when the sup norm of the gradient of J / n is below tol; they serve selection only), refit_tol (the same
+    for `fit`, which makes the final model: tight), device ('auto' | 'cpu' | 'cuda'), block_rows (rows per block).
     """
 
-    def __init__(self, weight_decays, max_iter: int = 1000, tol: float = 1e-7, device: str = "auto",
-                 block_rows: int = BLOCK_ROWS):
+    def __init__(self, weight_decays, max_iter: int = 1000, tol: float = 1e-5, refit_tol: float = 1e-7,
+                 device: str = "auto", block_rows: int = BLOCK_ROWS):
         self.weight_decays = sorted(float(w) for w in weight_decays)
-        self.max_iter, self.tol, self.block_rows = max_iter, tol, block_rows
+        self.max_iter, self.tol, self.refit_tol, self.block_rows = max_iter, tol, refit_tol, block_rows
         self.device = pick_device(device)
         self.coef_: torch.Tensor | None = None  # (d, K)
         self.intercept_: torch.Tensor | None = None  # (K,)
@@ -84,11 +85,14 @@ class LinearProbe:
             if yb.ndim == 2:  # independent binary problems
                 loss += torch.nn.functional.binary_cross_entropy_with_logits(z, yb, reduction="sum").double()
                 residual = torch.sigmoid(z).sub_(yb)
-            else:  # multinomial
-                log_norm = torch.logsumexp(z, dim=1)
-                loss += (log_norm - z.gather(1, yb[:, None]).squeeze(1)).sum().double()
-                residual = torch.exp(z.sub_(log_norm[:, None]))
-                residual[torch.arange(len(yb), device=X.device), yb] -= 1
+            else:  # multinomial, in a form that keeps float32 precision when the true class dominates
+                # loss_i = log(1 + sum_{k != y} exp(z_k - z_y)) = softplus(s_i): no cancellation of large logits
+                target = yb[:, None]
+                margins = z.sub_(z.gather(1, target)).scatter_(1, target, float("-inf"))
+                per_example = torch.nn.functional.softplus(torch.logsumexp(margins, dim=1))
+                loss += per_example.sum().double()
+                residual = torch.exp(margins.sub_(per_example[:, None]))  # p_k for k != y, 0 at y
+                residual.scatter_(1, target, -residual.sum(1, keepdim=True))  # p_y - 1 = -sum_{k != y} p_k
             grad_W.addmm_(Xb.T, residual)
             grad_b += residual.sum(0)
         loss = loss / n + scale * float(W.pow(2).sum())
@@ -96,17 +100,28 @@ class LinearProbe:
         grad_b.div_(n)
         return loss, grad_W, grad_b
 
-    def _fit(self, X, y, num_classes: int, weight_decay: float, init=None) -> tuple[float, int]:
-        """Minimize J / n from `init` (or zeros); return (J / n, iterations)."""
-        d = X.shape[1]
+    def _zeros(self, d: int, num_classes: int):
+        return torch.zeros(d, num_classes, device=self.device), torch.zeros(num_classes, device=self.device)
+
+    def _fit(self, X, y, num_classes: int, weight_decay: float, init=None, candidate=None,
+             tol: float | None = None) -> tuple[float, int]:
+        """Minimize J / n from `init` (or zeros); return (J / n, iterations).
+
+        `candidate` is an alternative start (the path's predictor step), used when it has the lower objective.
+        Stopping: sup |grad J/n| <= tol (default self.tol; scikit-learn's criterion on the same scale, its default
+        being 1e-4).
+        """
         if init is None:
-            W = torch.zeros(d, num_classes, device=self.device)
-            b = torch.zeros(num_classes, device=self.device)
-        else:
-            W, b = (t.clone() for t in init)
-        optimizer = torch.optim.LBFGS([W, b], lr=1, max_iter=self.max_iter, tolerance_grad=self.tol,
-                                      tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+            init = self._zeros(X.shape[1], num_classes)
         scale = weight_decay / (2 * X.shape[0])
+        start_value = float(self._loss_and_grad(X, y, *init, scale)[0])
+        if candidate is not None:
+            candidate_value = float(self._loss_and_grad(X, y, *candidate, scale)[0])
+            if candidate_value < start_value:
+                init, start_value = candidate, candidate_value
+        W, b = (t.clone() for t in init)
+        optimizer = torch.optim.LBFGS([W, b], lr=1, max_iter=self.max_iter, tolerance_grad=tol or self.tol,
+                                      tolerance_change=0, history_size=20, line_search_fn="strong_wolfe")
 
         def closure():
             loss, W.grad, b.grad = self._loss_and_grad(X, y, W, b, scale)
@@ -135,11 +150,16 @@ class LinearProbe:
                 raise ValueError(f"classes {missing[:10]} have no training example; every class needs one")
         X, y = self._tensors(*train)
         result = PathResult([], [], [], [], [])
-        init, start = None, time.perf_counter()
+        solution, previous, start = None, None, time.perf_counter()
         for weight_decay in reversed(self.weight_decays):  # strongest first: warm starts move toward weaker L2
             t = time.perf_counter()
-            objective, iterations = self._fit(X, y, num_classes, weight_decay, init)
-            init = (self.coef_, self.intercept_)
+            predicted = None
+            if previous is not None:
+                # Predictor step of path following: the grid is uniform in log(wd), so continue the last move.
+                # At weak L2 the solution drifts along a flat valley, where a plain warm start stalls.
+                predicted = tuple(2 * a - b for a, b in zip(solution, previous))
+            objective, iterations = self._fit(X, y, num_classes, weight_decay, solution, predicted)
+            previous, solution = solution, (self.coef_, self.intercept_)
             value = metrics.score(metric, val[1], self.decision_function(val[0]))
             for key, v in zip(("weight_decays", "val_metric", "objective", "iterations", "fit_time_s"),
                               (weight_decay, value, objective, iterations, time.perf_counter() - t)):
@@ -152,11 +172,11 @@ class LinearProbe:
         return result
 
     def fit(self, train, weight_decay: float, num_classes: int | None = None, init=None) -> "LinearProbe":
-        """Fit one value on `train` = (features, labels), from zeros or from `init` = (coef, intercept)."""
+        """Fit one value on `train` = (features, labels) to `refit_tol`, from zeros or `init` = (coef, intercept)."""
         num_classes = num_classes or _num_classes(train[1])
         _check(train, "train", num_classes)
         X, y = self._tensors(*train)
-        self.objective_, self.n_iter_ = self._fit(X, y, num_classes, weight_decay, init)
+        self.objective_, self.n_iter_ = self._fit(X, y, num_classes, weight_decay, init, tol=self.refit_tol)
         return self
 
 

@@ -9,6 +9,9 @@ Reliability: the batch order and augmentation of every step derive from (seed, s
 model, optimizer, schedule and curve, so a job killed and restarted from its checkpoint ends exactly where an
 uninterrupted one would. SIGTERM (what SLURM sends before preemption) saves a checkpoint and stops the job.
 A NaN or inf loss stops the run and marks it diverged, with a chance-level metric.
+
+Loss: cross-entropy for single-label data (labels (n,)); for multi-label data (labels a 0/1 matrix (n, K), as
+PASCAL VOC 2007) the sigmoid loss, summed over classes and averaged over the batch (K binary problems).
 """
 
 from __future__ import annotations
@@ -64,6 +67,13 @@ def total_steps(settings: dict) -> int:
 
 def sgd_weight_decay(lr: float, weight_decay: float, divided_by_lr: bool) -> float:
     return weight_decay / lr if divided_by_lr else weight_decay
+
+
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy (targets (b,) class indices) or the multi-label sigmoid loss (targets (b, K) of 0/1)."""
+    if targets.ndim == 2:
+        return nn.functional.binary_cross_entropy_with_logits(logits, targets.float(), reduction="sum") / len(targets)
+    return nn.functional.cross_entropy(logits, targets)
 
 
 def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
@@ -151,7 +161,7 @@ def train_classifier(model: nn.Module, train_images: torch.Tensor, train_labels:
             inputs = preprocessing.training(train_images[index], settings["crop_scale"], settings["flip"],
                                             derive_seed(seed, "augment", step))
             with autocast(device):
-                loss = nn.functional.cross_entropy(model(to_device(inputs, device)), labels[index].to(device))
+                loss = classification_loss(model(to_device(inputs, device)), labels[index].to(device))
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 log.warning("loss is %s at step %d: run diverged", loss_value, step)

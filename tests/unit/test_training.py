@@ -75,3 +75,16 @@ def test_nan_loss_marks_run_diverged_at_chance_level():
 
 def test_training_learns_the_toy_task():
     assert run(lr=0.2, settings={**SETTINGS, "steps": 100}).metric >= 0.9
+
+
+def test_multilabel_training_uses_sigmoid_loss_and_map():
+    torch.manual_seed(0)
+    model = timm.create_model("tb_democnn", width=4, depth=1, num_classes=4)
+    images, labels = toy_data()
+    targets = np.stack([labels == k for k in range(4)], axis=1).astype(np.int64)
+    targets[:, 3] |= targets[:, 0]  # a second label on some images
+    pre = Preprocessing(16, (0.5,) * 3, (0.25,) * 3)
+    result = train_classifier(model, images, targets, images[:16], targets[:16], pre, {**SETTINGS, "steps": 60},
+                              0.2, 1e-5, "map_11point", seed=3, device=torch.device("cpu"))
+    assert not result.diverged and result.outputs.shape == (16, 4)
+    assert result.metric > 0.6

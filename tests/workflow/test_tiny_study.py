@@ -49,6 +49,16 @@ def test_training_jobs_write_curves_selection_and_predictions(tiny_run):
     assert (base / "predictions.npz").exists()
 
 
+def test_diverging_grid_point_is_recorded_and_skipped(tiny_run):
+    base = tiny_run / "results/scratch/large/marks"
+    diverged = json.loads((base / "grid/lr1e+30_wd1e-05.json").read_text())
+    assert diverged["diverged"] and diverged["steps"] < 4
+    assert diverged["value"] == pytest.approx(1 / 12)  # chance level of mean per-class accuracy on 12 classes
+    selection = json.loads((base / "selection.json").read_text())
+    assert selection["chosen"] == "lr0.05_wd1e-05" and selection["grid"]["lr1e+30_wd1e-05"]["diverged"]
+    assert json.loads((base / "final.json").read_text())["diverged"] is False
+
+
 def test_statistics_and_figure(tiny_run):
     corr = pd.read_csv(tiny_run / "results/stats/correlations.csv")
     assert set(corr.query("subset == 'all'")["mode"]) == {"linear", "finetune", "scratch"}

@@ -7,5 +7,6 @@ with job_context(snakemake):
     split = Split.load(snakemake.input.split)
     run_linear_probe(snakemake.input.features, snakemake.params.weight_decays, snakemake.params.metric,
                      out_json=snakemake.output.result, predictions_out=snakemake.output.predictions,
-                     num_classes=len(split.classes), max_iter=s["max_iter"], tol=s["tol"], device=s["device"],
+                     num_classes=len(split.classes), max_iter=s["max_iter"], tol=s["tol"], refit_tol=s["refit_tol"],
+                     device=s["device"],
                      expected={"model": snakemake.wildcards.model, "split_hash": split.hash})

@@ -1,0 +1,82 @@
+"""Training throughput of the real training loop against the forward+backward bound, measured in one run.
+
+For each demo model (config/config.yaml), the same model, batch size and optimizer run twice on the same machine:
+- real: transferbench.training.train_classifier on a uint8 image cache (per-step batch sampling, torchvision
+  random-resized-crop + flip, normalization, SGD with Nesterov and cosine decay), timed by its own wall clock;
+- bound: a bare loop of forward, cross-entropy, backward and SGD step on one pre-normalized in-memory batch.
+Prints images/s of both per model; last line `train_vs_bound=<lowest ratio over the models>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from transferbench.config import PAPER_TRAINING
+from transferbench.images import Preprocessing
+from transferbench.models import ModelSpec, build_model
+from transferbench.training import train_classifier
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bound_images_per_s(model, batch, labels, steps, lr=0.01):
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True)
+    model.train()
+    for step in range(steps + 3):
+        if step == 3:  # warm-up steps excluded
+            start = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(batch), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return steps * len(batch) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = yaml.safe_load(Path(args.config).read_text())
+    device = torch.device("cpu")
+    rng = np.random.default_rng(0)
+    ratios = []
+    print(f"torch threads {torch.get_num_threads()}, batch {args.batch_size}, {args.steps} steps")
+    for name, entry in config["models"].items():
+        spec = ModelSpec.from_config(name, {k: v for k, v in entry.items() if k != "pretrained"},
+                                     checkpoint=None).with_preprocessing()
+        size = spec.resolution
+        images = torch.as_tensor(rng.integers(0, 256, size=(args.images, 3, size, size), dtype=np.uint8))
+        labels = rng.integers(0, 10, args.images)
+        settings = {**PAPER_TRAINING["finetune"], "steps": args.steps, "batch_size": args.batch_size,
+                    "eval_every": 10**9, "checkpoint_every": 10**9, "crop_scale": [0.5, 1.0]}
+        pre = Preprocessing(spec.resolution, spec.mean, spec.std, spec.interpolation)
+        torch.manual_seed(0)
+        model = build_model(spec, 10, weights=False)
+        train_classifier(model, images, labels, images[:2], labels[:2], pre, {**settings, "steps": 3}, 0.01, 1e-5,
+                         "top1", seed=0, device=device)  # warm-up
+        result = train_classifier(model, images, labels, images[:2], labels[:2], pre, settings, 0.01, 1e-5, "top1",
+                                  seed=0, device=device)
+        real = result.images_seen / result.wall_time_s
+        torch.manual_seed(0)
+        bound_model = build_model(spec, 10, weights=False)
+        batch = pre.evaluation(images[:args.batch_size])
+        bound = bound_images_per_s(bound_model, batch, torch.as_tensor(labels[:args.batch_size]), args.steps)
+        ratios.append(real / bound)
+        print(f"{name:>12}: real {real:8.0f} img/s, bound {bound:8.0f} img/s, ratio {real / bound:.3f}", flush=True)
+    print(f"train_vs_bound={min(ratios):.3f}")
+
+
+if __name__ == "__main__":
+    main()
