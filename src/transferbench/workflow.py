@@ -1,4 +1,4 @@
-"""Glue between Snakemake jobs and the package: logging to the rule's log, thread count, seeds.
+"""Glue between Snakemake jobs and the package: logging to the rule's log, thread count.
 
 Workflow scripts are thin: they unpack the `snakemake` object and call the package inside `job_context`.
 """
@@ -13,8 +13,9 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def job_context(snakemake, seed: int | None = None):
-    """Log to the rule's log file (and stderr), limit torch to the job's threads, seed torch and numpy.
+def job_context(snakemake):
+    """Log to the rule's log file (and stderr) and limit torch to the job's threads. Seeds are explicit arguments
+    of the package's functions, derived from the config seed and the job's names (transferbench.seeding).
 
     An exception is written to the log with its traceback before it propagates, so a failed job's log says why.
     """
@@ -26,16 +27,9 @@ def job_context(snakemake, seed: int | None = None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)
     threads = max(1, int(getattr(snakemake, "threads", 1) or 1))
-    if "torch" in sys.modules or _importable("torch"):
-        import torch
-
+    torch = sys.modules.get("torch")  # only jobs that use torch have imported it; the others skip its import
+    if torch is not None:
         torch.set_num_threads(threads)
-        if seed is not None:
-            torch.manual_seed(seed)
-    if seed is not None:
-        import numpy as np
-
-        np.random.seed(seed % 2**32)
     log = logging.getLogger("transferbench.job")
     log.info("rule %s, wildcards %s, %d thread(s)", getattr(snakemake, "rule", "?"), dict(snakemake.wildcards), threads)
     try:
@@ -44,8 +38,3 @@ def job_context(snakemake, seed: int | None = None):
         log.error("job failed:\n%s", traceback.format_exc())
         raise
 
-
-def _importable(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
