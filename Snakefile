@@ -14,7 +14,7 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 
-from transferbench.config import ConfigError, validate_config
+from transferbench.config import ConfigError, sorted_keys, validate_config
 
 
 configfile: "config/config.yaml"
@@ -25,6 +25,10 @@ try:
     validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
+# Canonical key order: every params slice built from the config is then independent of how the YAML is ordered.
+canonical_config = sorted_keys(config)
+config.clear()
+config.update(canonical_config)
 
 
 include: "workflow/rules/common.smk"

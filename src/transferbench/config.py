@@ -139,6 +139,16 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
+def sorted_keys(value):
+    """`value` with every dict's keys sorted (lists keep their order). Snakemake's params trigger compares params as
+    text, so a config in canonical key order keeps reordering keys in the YAML from rerunning any job."""
+    if isinstance(value, dict):
+        return {k: sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_keys(v) for v in value]
+    return value
+
+
 def training_settings(config: dict, mode: str, dataset: str | None = None) -> dict:
     """Settings of `mode` for `dataset`: paper defaults <- the config's mode section <- the dataset's override."""
     settings = _merge(PAPER_TRAINING[mode], config.get(mode, {}))

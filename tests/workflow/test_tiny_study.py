@@ -120,3 +120,17 @@ def test_bad_config_stops_before_any_job(tmp_path):
     message = proc.stdout + proc.stderr
     assert "config key 'modes.1'" in message and "did you mean 'finetune'" in message
     assert not (workdir / "results").exists()
+
+
+def test_reordering_config_keys_reruns_nothing(tiny_run, tmp_path):
+    def reverse(value):
+        if isinstance(value, dict):
+            return {k: reverse(value[k]) for k in reversed(list(value))}
+        return value
+
+    workdir = tmp_path / "reordered"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    config = reverse(yaml.safe_load(TINY.read_text()))
+    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    out = snakemake(workdir, "-n", "--cores", "2")
+    assert "Nothing to be done" in out.stdout + out.stderr

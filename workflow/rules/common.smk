@@ -12,16 +12,6 @@ TRAIN_MODES = [m for m in config["modes"] if m in ("finetune", "scratch")]
 UPSTREAM_MODELS = [m for m, e in config["models"].items() if e.get("pretrained") == "upstream"]
 
 
-def canonical(value):
-    """`value` with every dict's keys sorted. Snakemake's params trigger compares params by their text, so without
-    this, reordering keys in the YAML (or a tool that rewrites it) would rerun jobs whose settings did not change."""
-    if isinstance(value, dict):
-        return {k: canonical(value[k]) for k in sorted(value)}
-    if isinstance(value, list):
-        return [canonical(v) for v in value]
-    return value
-
-
 def _alternatives(names):
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
@@ -42,7 +32,7 @@ def model_params(wc):
     entry = dict(config["models"][wc.model])
     if entry.get("pretrained") == "upstream":
         entry["checkpoint"] = upstream_weights(wc.model)
-    return canonical(entry)
+    return entry
 
 
 def model_inputs(wc):
@@ -63,7 +53,7 @@ def dataset_root(name):
 
 
 def dataset_params(wc):
-    return canonical({**config["datasets"][wc.dataset], "root": dataset_root(wc.dataset)})
+    return {**config["datasets"][wc.dataset], "root": dataset_root(wc.dataset)}
 
 
 def dataset_inputs(wc):
@@ -75,8 +65,8 @@ def dataset_inputs(wc):
 
 def generator_params(wc):
     if wc.dataset == "upstream":
-        return canonical(config["upstream"]["dataset"])
-    return canonical(config["datasets"][wc.dataset]["generator"])
+        return config["upstream"]["dataset"]
+    return config["datasets"][wc.dataset]["generator"]
 
 
 def grid_files(wc):

@@ -11,7 +11,7 @@ rule extract_features:
     params:
         model=model_params,
         dataset=dataset_params,
-        settings=canonical(config["features"]),
+        settings=config["features"],
     threads: 1
     resources:
         runtime=120,

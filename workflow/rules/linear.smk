@@ -10,7 +10,7 @@ rule fit_linear_probe:
         predictions="results/linear/{model}/{dataset}.predictions.npz",
     params:
         weight_decays=linear_grid(config),
-        settings=canonical(config["linear"]),
+        settings=config["linear"],
         metric=lambda wc: config["datasets"][wc.dataset]["metric"],
     threads: 1
     resources:

@@ -12,8 +12,8 @@ rule train_grid_point:
     params:
         model=model_params,
         dataset=dataset_params,
-        settings=lambda wc: canonical(training_settings(config, wc.mode, wc.dataset)),
-        hparams=lambda wc: canonical(grid_points(config, wc.mode, wc.dataset)[wc.point]),
+        settings=lambda wc: training_settings(config, wc.mode, wc.dataset),
+        hparams=lambda wc: grid_points(config, wc.mode, wc.dataset)[wc.point],
         seed=config["seed"],
         checkpoint=lambda wc: f"results/{wc.mode}/{wc.model}/{wc.dataset}/grid/{wc.point}.ckpt",
     threads: 1
@@ -53,7 +53,7 @@ rule train_final:
     params:
         model=model_params,
         dataset=dataset_params,
-        settings=lambda wc: canonical(training_settings(config, wc.mode, wc.dataset)),
+        settings=lambda wc: training_settings(config, wc.mode, wc.dataset),
         seed=config["seed"],
         checkpoint=lambda wc: f"results/{wc.mode}/{wc.model}/{wc.dataset}/final.ckpt",
     threads: 1

@@ -8,8 +8,8 @@ rule pretrain_upstream:
         weights="results/upstream/{model}/weights.pth",
         metrics="results/upstream/{model}/metrics.json",
     params:
-        model=lambda wc: canonical(config["models"][wc.model]),
-        settings=lambda wc: canonical(upstream_settings(config)),
+        model=lambda wc: config["models"][wc.model],
+        settings=lambda wc: upstream_settings(config),
         seed=config["seed"],
         checkpoint=lambda wc: f"results/upstream/{wc.model}/resume.ckpt",
     threads: 1
