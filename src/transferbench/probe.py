@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -42,7 +42,6 @@ class PathResult:
     fit_time_s: list
     chosen_weight_decay: float = float("nan")
     curve_time_s: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         return dict(self.__dict__)
@@ -114,11 +113,10 @@ class LinearProbe:
         if init is None:
             init = self._zeros(X.shape[1], num_classes)
         scale = weight_decay / (2 * X.shape[0])
-        start_value = float(self._loss_and_grad(X, y, *init, scale)[0])
         if candidate is not None:
-            candidate_value = float(self._loss_and_grad(X, y, *candidate, scale)[0])
-            if candidate_value < start_value:
-                init, start_value = candidate, candidate_value
+            values = [float(self._loss_and_grad(X, y, *start, scale)[0]) for start in (init, candidate)]
+            if values[1] < values[0]:
+                init = candidate
         W, b = (t.clone() for t in init)
         optimizer = torch.optim.LBFGS([W, b], lr=1, max_iter=self.max_iter, tolerance_grad=tol or self.tol,
                                       tolerance_change=0, history_size=20, line_search_fn="strong_wolfe")
@@ -171,12 +169,12 @@ class LinearProbe:
         result.chosen_weight_decay = result.weight_decays[int(np.argmax(result.val_metric))]
         return result
 
-    def fit(self, train, weight_decay: float, num_classes: int | None = None, init=None) -> "LinearProbe":
-        """Fit one value on `train` = (features, labels) to `refit_tol`, from zeros or `init` = (coef, intercept)."""
+    def fit(self, train, weight_decay: float, num_classes: int | None = None) -> "LinearProbe":
+        """Fit one value on `train` = (features, labels) to `refit_tol`, from zeros."""
         num_classes = num_classes or _num_classes(train[1])
         _check(train, "train", num_classes)
         X, y = self._tensors(*train)
-        self.objective_, self.n_iter_ = self._fit(X, y, num_classes, weight_decay, init, tol=self.refit_tol)
+        self.objective_, self.n_iter_ = self._fit(X, y, num_classes, weight_decay, tol=self.refit_tol)
         return self
 
 
