@@ -65,14 +65,16 @@ def extract_to_hdf5(model_spec: ModelSpec, dataset_spec: DatasetSpec, split_file
             for batch in loader:
                 with autocast(dev):
                     out_batch = model(to_device(preprocessing.evaluation(batch), dev))
-                features[row:row + len(batch)] = out_batch.float().cpu().numpy().astype(dtype)
+                stored = out_batch.float().cpu().numpy().astype(dtype)
+                if not np.isfinite(stored).all():  # after the cast: float16 overflow counts too
+                    raise FloatingPointError(f"model '{spec.name}' gave NaN or inf {dtype} features on "
+                                             f"'{dataset_spec.name}' {name}, rows {row}..{row + len(batch) - 1}")
+                features[row:row + len(batch)] = stored
                 row += len(batch)
                 done += len(batch)
                 rate = done / (time.perf_counter() - started)
                 log.info("%s/%s %s: %d/%d images, %.0f img/s, eta %.0fs", spec.name, dataset_spec.name, name, done,
                          total, rate, (total - done) / rate)
-            if not np.isfinite(features[:]).all():
-                raise FloatingPointError(f"model '{spec.name}' gave NaN or inf features on '{dataset_spec.name}' {name}")
         h5.attrs.update(feature_attrs(spec, split))
         h5.attrs["complete"] = True  # last: marks a finished file
     log.info("wrote features of %d images in %.1fs", total, time.perf_counter() - started)

@@ -101,3 +101,15 @@ def test_cache_refuses_incomplete_or_mismatched_files(tmp_path, imagefolder_spli
         h5.attrs["complete"] = False
     with pytest.raises(ValueError, match="incomplete|no completion mark"):
         load_features(out)
+
+
+def test_non_finite_features_stop_extraction_and_leave_no_file(tmp_path, imagefolder_split):
+    dataset, split, split_path = imagefolder_split
+    spec, _ = demo_spec(tmp_path)
+    out = tmp_path / "f.h5"
+    # float16 overflows: the stored features would be inf, so extraction refuses them
+    huge = ModelSpec.from_config("cnn", {"timm": "tb_democnn", "kwargs": {"width": 4, "depth": 1},
+                                         "checkpoint": spec.checkpoint, "mean": [0, 0, 0], "std": [1e-9] * 3})
+    with pytest.raises(FloatingPointError, match=r"NaN or inf float16 features on 'toy' train, rows 0\.\."):
+        extract_to_hdf5(huge, dataset, split_path, out, dtype="float16")
+    assert not out.exists()
