@@ -22,7 +22,9 @@ configfile: "config/config.yaml"
 
 try:
     # Before any job runs: unknown names and malformed values stop here, naming the key and the valid choices.
-    validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+    # Cluster jobs re-read the Snakefile: the main process has checked the names, so they skip timm's registry.
+    validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml",
+                    cross_references=workflow.is_main_process)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 # Canonical key order: every params slice built from the config is then independent of how the YAML is ordered.

@@ -91,15 +91,18 @@ def _describe(error) -> str:
     return f"config key '{key}': {error.message}"
 
 
-def validate_config(config: dict, schema_path=SCHEMA) -> dict:
+def validate_config(config: dict, schema_path=SCHEMA, cross_references: bool = True) -> dict:
     """Check `config` against the schema and the cross-references; fill defaults in place and return it.
+
+    `cross_references=False` skips the checks that need timm's registry (and so a torch import): for cluster jobs,
+    whose Snakemake process re-reads a config the main process has already checked.
 
     Raises ConfigError listing every problem found, each naming the key and the valid choices.
     """
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     problems = [_describe(e) for e in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path)))]
-    if not problems:
+    if not problems and cross_references:
         problems = _cross_reference_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))

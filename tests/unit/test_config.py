@@ -32,6 +32,14 @@ def test_unknown_timm_architecture_suggests_nearest(demo):
         validate_config(demo)
 
 
+def test_cluster_jobs_skip_only_the_registry_checks(demo):
+    demo["models"]["cnn_w4_d1"]["timm"] = "resnet5O.tv_in1k"
+    assert validate_config(copy.deepcopy(demo), cross_references=False)["linear"]["max_iter"] == 1000  # defaults filled
+    demo["modes"] = ["scrach"]
+    with pytest.raises(ConfigError, match="scrach"):  # the schema is still checked
+        validate_config(demo, cross_references=False)
+
+
 def test_hub_model_without_tag_is_rejected_with_available_tags(demo):
     demo["models"]["r50"] = {"timm": "resnet50", "imagenet_top1": 76.1}
     with pytest.raises(ConfigError, match=r"no pretrained tag.*resnet50\.tv_in1k"):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = Path(__file__).with_name("tiny.yaml")
@@ -34,3 +35,37 @@ def tiny_run(tmp_path_factory):
     workdir = study_dir(tmp_path_factory.mktemp("tiny"))
     snakemake(workdir, "--cores", "2")
     return workdir
+
+
+def run_slurm_cluster(action):
+    script = Path(__file__).with_name("slurm_cluster.sh")
+    return subprocess.run(["bash", str(script), action], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real single-node SLURM on localhost (slurm_cluster.sh installs and starts it); skips, with the reason,
+    only where SLURM cannot be installed or started here."""
+    started = run_slurm_cluster("start")
+    if started.returncode == 3:
+        pytest.skip(started.stderr.strip())
+    assert started.returncode == 0, f"starting SLURM failed:\n{started.stdout}\n{started.stderr}"
+    yield started.stdout.strip()
+    run_slurm_cluster("stop")
+
+
+def slurm_test_profile(dest):
+    """The repository's cluster profile, scaled to this GPU-less 2-CPU node: no GPU requests, small memory, the
+    rules' own thread counts (as in a local run, so results can be compared exactly), and the executor settings of
+    a cluster without an accounting database. Everything else (keep-going, retries, groups) is the real profile."""
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    for resources in profile["set-resources"].values():
+        resources.pop("gpu", None)
+        resources["mem_mb"] = 1000
+    profile["default-resources"]["mem_mb"] = 1000
+    profile.pop("set-threads")
+    profile.update({"jobs": 4, "latency-wait": 5, "slurm-no-account": True, "slurm-status-command": "squeue",
+                    "slurm-init-seconds-before-status-checks": 1})
+    dest.mkdir(parents=True)
+    (dest / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    return dest
