@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import timm
 import torch
@@ -128,7 +129,13 @@ def load_backbone_weights(model: nn.Module, checkpoint) -> None:
     Uses timm's own loader (handles 'state_dict' / 'model' wrappers and 'module.' prefixes). Every backbone weight
     must be present: a checkpoint of another architecture fails loudly instead of leaving random weights.
     """
-    state = timm.models.load_state_dict(str(checkpoint))
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint file {checkpoint} does not exist (config key models.<name>.checkpoint)")
+    try:
+        state = timm.models.load_state_dict(str(checkpoint))
+    except Exception as error:  # torch.load raises several types for files that are not checkpoints
+        raise ValueError(f"checkpoint {checkpoint} could not be read as a PyTorch or safetensors state dict: "
+                         f"{type(error).__name__}: {error}") from error
     prefixes = _classifier_prefixes(model)
     state = {k: v for k, v in state.items() if not k.startswith(prefixes)}
     result = model.load_state_dict(state, strict=False)

@@ -12,7 +12,6 @@ import yaml
 from .conftest import TINY, snakemake, study_dir
 
 pytestmark = pytest.mark.workflow
-AGGREGATES = {"collect_results", "compute_statistics", "fig2_correlation", "all"}
 
 
 def test_results_table_has_a_row_per_model_dataset_mode(tiny_run):
@@ -67,45 +66,11 @@ def test_statistics_and_figure(tiny_run):
     assert (tiny_run / "results/figures/fig2_correlation.png").stat().st_size > 10_000
 
 
-def test_complete_run_leaves_nothing_to_do(tiny_run):
-    out = snakemake(tiny_run, "-n", "--cores", "2")
-    assert "Nothing to be done" in out.stdout + out.stderr
-
-
 def test_run_is_deterministic(tiny_run, tmp_path):
     again = study_dir(tmp_path / "again")
     snakemake(again, "--cores", "2")
     for name in ("results/tables/results.csv", "results/stats/correlations.csv"):
         assert (again / name).read_text() == (tiny_run / name).read_text(), name
-
-
-def dry_run_jobs(workdir):
-    """(rule, wildcards dict) of every job a dry run would execute."""
-    out = snakemake(workdir, "-n", "--cores", "2").stdout
-    jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
-        match = re.match(r"(?:local)?rule (\w+):", block.strip())
-        if match:
-            wc = re.search(r"wildcards: (.*)", block)
-            wildcards = dict(kv.split("=", 1) for kv in wc.group(1).split(", ")) if wc else {}
-            jobs.append((match.group(1), wildcards))
-    return jobs
-
-
-def test_adding_a_model_reruns_only_its_jobs_and_the_aggregates(tiny_run, tmp_path):
-    workdir = tmp_path / "added"
-    shutil.copytree(tiny_run, workdir, symlinks=True)
-    config = yaml.safe_load(TINY.read_text())
-    config["models"]["medium"] = {"timm": "tb_democnn", "kwargs": {"width": 6, "depth": 1}, "pretrained": "upstream",
-                                  "resolution": 16}
-    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
-    jobs = dry_run_jobs(workdir)
-    assert jobs, "the dry run listed no job"
-    others = [(rule, wc) for rule, wc in jobs if rule not in AGGREGATES and wc.get("model") != "medium"]
-    assert others == []
-    rules = {rule for rule, _ in jobs}
-    assert {"pretrain_upstream", "extract_features", "fit_linear_probe", "train_grid_point", "train_final"} <= rules
-    assert AGGREGATES - {"all"} <= rules
 
 
 def test_bad_config_stops_before_any_job(tmp_path):
@@ -120,17 +85,3 @@ def test_bad_config_stops_before_any_job(tmp_path):
     message = proc.stdout + proc.stderr
     assert "config key 'modes.1'" in message and "did you mean 'finetune'" in message
     assert not (workdir / "results").exists()
-
-
-def test_reordering_config_keys_reruns_nothing(tiny_run, tmp_path):
-    def reverse(value):
-        if isinstance(value, dict):
-            return {k: reverse(value[k]) for k in reversed(list(value))}
-        return value
-
-    workdir = tmp_path / "reordered"
-    shutil.copytree(tiny_run, workdir, symlinks=True)
-    config = reverse(yaml.safe_load(TINY.read_text()))
-    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    out = snakemake(workdir, "-n", "--cores", "2")
-    assert "Nothing to be done" in out.stdout + out.stderr

@@ -53,7 +53,10 @@ def dataset_root(name):
 
 
 def dataset_params(wc):
-    return {**config["datasets"][wc.dataset], "root": dataset_root(wc.dataset)}
+    """The dataset's entry without its per-mode training overrides (those reach training jobs through
+    run_settings), so changing a dataset's grid leaves its split, features and probes untouched."""
+    entry = {k: v for k, v in config["datasets"][wc.dataset].items() if k not in ("finetune", "scratch")}
+    return {**entry, "root": dataset_root(wc.dataset)}
 
 
 def dataset_inputs(wc):
@@ -67,6 +70,14 @@ def generator_params(wc):
     if wc.dataset == "upstream":
         return config["upstream"]["dataset"]
     return config["datasets"][wc.dataset]["generator"]
+
+
+def run_settings(wc):
+    """The training settings of one run, without the grid: adding or removing a grid value then leaves the params
+    (a rerun trigger) of the points that stay unchanged, so only new points run."""
+    settings = training_settings(config, wc.mode, wc.dataset)
+    settings.pop("grid")
+    return settings
 
 
 def grid_files(wc):

@@ -12,7 +12,7 @@ rule train_grid_point:
     params:
         model=model_params,
         dataset=dataset_params,
-        settings=lambda wc: training_settings(config, wc.mode, wc.dataset),
+        settings=run_settings,
         hparams=lambda wc: grid_points(config, wc.mode, wc.dataset)[wc.point],
         seed=config["seed"],
         checkpoint=lambda wc: f"results/{wc.mode}/{wc.model}/{wc.dataset}/grid/{wc.point}.ckpt",
@@ -53,7 +53,7 @@ rule train_final:
     params:
         model=model_params,
         dataset=dataset_params,
-        settings=lambda wc: training_settings(config, wc.mode, wc.dataset),
+        settings=run_settings,
         seed=config["seed"],
         checkpoint=lambda wc: f"results/{wc.mode}/{wc.model}/{wc.dataset}/final.ckpt",
     threads: 1

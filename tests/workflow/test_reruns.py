@@ -1,0 +1,105 @@
+"""Incremental reruns: Snakemake redoes only what a change touches (outputs, params, inputs are its triggers)."""
+
+import shutil
+
+import pytest
+import re
+import yaml
+
+from .conftest import TINY, snakemake
+
+pytestmark = pytest.mark.workflow
+AGGREGATES = {"collect_results", "compute_statistics", "fig2_correlation", "all"}
+
+
+def test_complete_run_leaves_nothing_to_do(tiny_run):
+    out = snakemake(tiny_run, "-n", "--cores", "2")
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def dry_run_jobs(workdir):
+    """(rule, wildcards dict) of every job a dry run would execute."""
+    out = snakemake(workdir, "-n", "--cores", "2").stdout
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        match = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if match:
+            wc = re.search(r"wildcards: (.*)", block)
+            wildcards = dict(kv.split("=", 1) for kv in wc.group(1).split(", ")) if wc else {}
+            jobs.append((match.group(1), wildcards))
+    return jobs
+
+
+def test_adding_a_model_reruns_only_its_jobs_and_the_aggregates(tiny_run, tmp_path):
+    workdir = tmp_path / "added"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    config = yaml.safe_load(TINY.read_text())
+    config["models"]["medium"] = {"timm": "tb_democnn", "kwargs": {"width": 6, "depth": 1}, "pretrained": "upstream",
+                                  "resolution": 16}
+    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
+    jobs = dry_run_jobs(workdir)
+    assert jobs, "the dry run listed no job"
+    others = [(rule, wc) for rule, wc in jobs if rule not in AGGREGATES and wc.get("model") != "medium"]
+    assert others == []
+    rules = {rule for rule, _ in jobs}
+    assert {"pretrain_upstream", "extract_features", "fit_linear_probe", "train_grid_point", "train_final"} <= rules
+    assert AGGREGATES - {"all"} <= rules
+
+
+def test_reordering_config_keys_reruns_nothing(tiny_run, tmp_path):
+    def reverse(value):
+        if isinstance(value, dict):
+            return {k: reverse(value[k]) for k in reversed(list(value))}
+        return value
+
+    workdir = tmp_path / "reordered"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    config = reverse(yaml.safe_load(TINY.read_text()))
+    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    out = snakemake(workdir, "-n", "--cores", "2")
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def changed_copy(tiny_run, workdir, change):
+    """A copy of the complete tiny run whose config has been edited by `change(config)`."""
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    config = yaml.safe_load(TINY.read_text())
+    change(config)
+    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
+    return workdir
+
+
+def test_changing_one_datasets_grid_reruns_only_its_new_training_jobs(tiny_run, tmp_path):
+    def widen_marks_finetune_grid(config):
+        config["datasets"]["marks"]["finetune"] = {"grid": {"lr": [0.01, 0.05, 0.02], "weight_decay": [1.0e-5]}}
+
+    jobs = dry_run_jobs(changed_copy(tiny_run, tmp_path / "grid", widen_marks_finetune_grid))
+    training = sorted((rule, wc.get("model"), wc.get("point")) for rule, wc in jobs
+                      if rule not in AGGREGATES)
+    # the new point per model, the selections that now see it and the final fits they feed; the points that
+    # stay are not rerun (the grid is not part of a run's params)
+    assert all(wc.get("dataset") == "marks" and wc.get("mode") == "finetune" for rule, wc in jobs
+               if rule not in AGGREGATES)
+    assert training == sorted([("train_grid_point", m, "lr0.02_wd1e-05") for m in ("small", "large")]
+                              + [(rule, m, None) for rule in ("select_grid_point", "train_final")
+                                 for m in ("small", "large")])
+
+
+def test_failing_job_names_its_log_and_the_others_go_on(tiny_run, tmp_path):
+    def add_models(config):
+        config["modes"] = ["linear"]
+        config["models"]["broken"] = {"timm": "tb_democnn", "kwargs": {"width": 4, "depth": 1},
+                                      "checkpoint": "broken.pth", "imagenet_top1": 50.0, "resolution": 16}
+        config["models"]["medium"] = {"timm": "tb_democnn", "kwargs": {"width": 6, "depth": 1},
+                                      "pretrained": "upstream", "resolution": 16}
+
+    workdir = changed_copy(tiny_run, tmp_path / "failing", add_models)
+    (workdir / "broken.pth").write_bytes(b"not a checkpoint")
+    proc = snakemake(workdir, "--cores", "2", "--keep-going", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    log = "logs/extract_features/broken/digits.log"
+    assert re.search(rf"Error in rule extract_features:.*?log: {re.escape(log)}", out, re.S), out[-4000:]
+    assert "checkpoint broken.pth could not be read" in (workdir / log).read_text()
+    for dataset in ("digits", "marks"):  # the other new model's jobs went on
+        assert (workdir / f"results/linear/medium/{dataset}.json").exists()
