@@ -33,6 +33,9 @@ config.clear()
 config.update(canonical_config)
 
 
+report: "workflow/report/workflow.rst"  # `snakemake --report report.html`: every figure and table, captioned
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/upstream.smk"
@@ -45,6 +48,7 @@ include: "workflow/rules/analysis.smk"
 rule all:
     input:
         "results/tables/results.csv",
-        "results/stats/correlations.csv",
-        rules.fig2_correlation.output,
+        rules.results_latex.output,
+        rules.compute_statistics.output,
+        expand("results/figures/{name}.{ext}", name=FIGURE_KINDS, ext=["pdf", "png"]),
     default_target: True

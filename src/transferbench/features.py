@@ -65,7 +65,8 @@ def extract_to_hdf5(model_spec: ModelSpec, dataset_spec: DatasetSpec, split_file
             for batch in loader:
                 with autocast(dev):
                     out_batch = model(to_device(preprocessing.evaluation(batch), dev))
-                stored = out_batch.float().cpu().numpy().astype(dtype)
+                with np.errstate(over="ignore"):  # float16 overflow becomes inf, caught just below
+                    stored = out_batch.float().cpu().numpy().astype(dtype)
                 if not np.isfinite(stored).all():  # after the cast: float16 overflow counts too
                     raise FloatingPointError(f"model '{spec.name}' gave NaN or inf {dtype} features on "
                                              f"'{dataset_spec.name}' {name}, rows {row}..{row + len(batch) - 1}")

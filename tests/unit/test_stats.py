@@ -74,3 +74,27 @@ def test_stats_command_writes_correlations_csv(tmp_path):
     stats.main(["--results", str(tmp_path / "results.csv"), "--out", str(tmp_path / "out"), "--n-boot", "100"])
     out = pd.read_csv(tmp_path / "out" / "correlations.csv")
     assert {"mode", "subset", "r", "ci_low", "ci_high", "n_models", "n_datasets"} <= set(out.columns)
+
+
+def test_stats_command_writes_regressions_and_mode_comparison(tmp_path):
+    rng = np.random.default_rng(4)
+    table = pd.concat([table_from(rng.uniform(70, 80, 6), rng.uniform(0.5, 0.9, (6, 2)), ["a", "b"], mode=m)
+                       for m in ("linear", "finetune")])
+    table.to_csv(tmp_path / "results.csv", index=False)
+    stats.main(["--results", str(tmp_path / "results.csv"), "--out", str(tmp_path / "out"), "--n-boot", "100"])
+    regressions = pd.read_csv(tmp_path / "out" / "regressions.csv")
+    assert set(zip(regressions["mode"], regressions["model"])) == {
+        (m, k) for m in ("linear", "finetune") for k in ("ols", "glm_binomial")}
+    assert "Generalized Linear Model Regression Results" in (tmp_path / "out" / "regressions.txt").read_text()
+    assert len(pd.read_csv(tmp_path / "out" / "mode_comparison.csv")) == 1
+    assert not (tmp_path / "out" / "paired_tests.csv").exists()  # no predictions column: skipped, said in the log
+
+
+def test_mode_comparison_counts_wins_and_ties_by_hand():
+    rows = [("m0", "a", "linear", 0.5), ("m0", "a", "finetune", 0.6), ("m1", "a", "linear", 0.7),
+            ("m1", "a", "finetune", 0.7), ("m2", "a", "linear", 0.9), ("m2", "a", "finetune", 0.8),
+            ("m3", "a", "linear", 0.4)]  # m3 has no finetune result: not a pair
+    table = pd.DataFrame(rows, columns=["model", "dataset", "mode", "value"])
+    row = stats.mode_comparison(table).iloc[0]
+    assert (row["mode_a"], row["mode_b"], row["a_wins"], row["b_wins"], row["ties"], row["pairs"]) == \
+        ("finetune", "linear", 1, 1, 1, 3)

@@ -58,12 +58,26 @@ def test_diverging_grid_point_is_recorded_and_skipped(tiny_run):
     assert json.loads((base / "final.json").read_text())["diverged"] is False
 
 
-def test_statistics_and_figure(tiny_run):
+def test_statistics_figures_tables_and_report(tiny_run, tmp_path):
     corr = pd.read_csv(tiny_run / "results/stats/correlations.csv")
     assert set(corr.query("subset == 'all'")["mode"]) == {"linear", "finetune", "scratch"}
-    pdf = (tiny_run / "results/figures/fig2_correlation.pdf").read_bytes()
-    assert b"/FontFile2" in pdf  # TrueType fonts embedded
-    assert (tiny_run / "results/figures/fig2_correlation.png").stat().st_size > 10_000
+    paired = pd.read_csv(tiny_run / "results/stats/paired_tests.csv")
+    assert len(paired) == 2 * 2 * 3 and paired.groupby(["mode", "dataset"])["not_worse"].any().all()
+    modes = pd.read_csv(tiny_run / "results/stats/mode_comparison.csv")
+    assert (modes["pairs"] == 4).all()
+    for name in ("fig2_correlation", "fig_per_dataset", "fig_modes_per_dataset", "fig_finetune_vs_scratch",
+                 "fig_dataset_size"):
+        pdf = (tiny_run / f"results/figures/{name}.pdf").read_bytes()
+        assert b"/FontFile2" in pdf, name  # TrueType fonts embedded
+        assert (tiny_run / f"results/figures/{name}.png").stat().st_size > 10_000, name
+    tex = (tiny_run / "results/tables/results.tex").read_text()
+    assert tex.count(r"\midrule") == 3 and r"\bottomrule" in tex
+    report = tmp_path / "report.html"
+    snakemake(tiny_run, "--report", str(report))
+    html = report.read_text(errors="replace")
+    for name in ("fig2_correlation.png", "fig_per_dataset.png", "results.tex", "paired_tests.csv"):
+        assert name in html, name
+    assert "Holm-corrected" in html  # the captions are in
 
 
 def test_run_is_deterministic(tiny_run, tmp_path):

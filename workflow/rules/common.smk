@@ -91,6 +91,12 @@ def result_file(model, dataset, mode):
     return f"results/{mode}/{model}/{dataset}/final.json"
 
 
+def predictions_file(model, dataset, mode):
+    if mode == "linear":
+        return f"results/linear/{model}/{dataset}.predictions.npz"
+    return f"results/{mode}/{model}/{dataset}/predictions.npz"
+
+
 def result_rows():
     """One row per model x dataset x mode: where its result is and where its ImageNet top-1 comes from."""
     rows = []
@@ -101,5 +107,6 @@ def result_rows():
         for dataset in DATASETS:
             for mode in config["modes"]:
                 rows.append({"model": model, "dataset": dataset, "mode": mode, "result": result_file(model, dataset, mode),
+                             "predictions": predictions_file(model, dataset, mode),
                              "split": f"results/splits/{dataset}.json", "imagenet_top1": top1, "top1_file": top1_file})
     return rows
