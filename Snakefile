@@ -21,6 +21,15 @@ configfile: "config/config.yaml"
 
 
 try:
+    # The researcher's own architectures register with timm before the config names are checked against it.
+    if workflow.is_main_process and config.get("model_modules"):
+        from transferbench.models import import_model_modules
+
+        import_model_modules(config["model_modules"])
+except (FileNotFoundError, ImportError) as error:
+    raise WorkflowError(str(error)) from None
+
+try:
     # Before any job runs: unknown names and malformed values stop here, naming the key and the valid choices.
     # Cluster jobs re-read the Snakefile: the main process has checked the names, so they skip timm's registry.
     validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml",

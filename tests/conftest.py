@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from transferbench.datasets import DatasetSpec, make_split
+
+
+# A researcher's own model file (config key model_modules), registered the timm way.
+NARROW_RESNET = textwrap.dedent('''
+    """A width variant timm does not ship: one BasicBlock per stage, a quarter of ResNet-18's width."""
+    from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+    from timm.models.resnet import BasicBlock, ResNet
+
+    default_cfgs = generate_default_cfgs({"tb_test_resnet_narrow": {
+        "input_size": (3, 32, 32), "crop_pct": 1.0, "interpolation": "bilinear", "mean": (0.5, 0.5, 0.5),
+        "std": (0.25, 0.25, 0.25), "num_classes": 1000, "classifier": "fc"}})
+
+    @register_model
+    def tb_test_resnet_narrow(pretrained=False, **kwargs):
+        return build_model_with_cfg(ResNet, "tb_test_resnet_narrow", pretrained, block=BasicBlock, layers=(1, 1, 1, 1),
+                                    channels=(16, 32, 64, 128), stem_width=16, **kwargs)
+''')
 
 
 def write_imagefolder(root, classes=("a", "b", "c"), per_class=(12, 6), size=20, seed=0, val_per_class=0):
@@ -24,6 +43,17 @@ def write_imagefolder(root, classes=("a", "b", "c"), per_class=(12, 6), size=20,
                 pixels = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
                 Image.fromarray(pixels).save(folder / f"{i:03d}.jpg", quality=95)
     return root
+
+
+def write_csv_dataset(tmp_path, with_val=False):
+    """One flat folder of images (a tree written by write_imagefolder, listed flat) and its split file."""
+    root = write_imagefolder(tmp_path / "images", per_class=(8, 4), val_per_class=2 if with_val else 0)
+    lines = ["path,label,split"]
+    for image in sorted(root.rglob("*.jpg")):
+        split, label = image.parts[-3], image.parts[-2]
+        lines.append(f"{image.relative_to(root)},{label},{split}")
+    (tmp_path / "split.csv").write_text("\n".join(lines) + "\n")
+    return DatasetSpec("mine", "csv", "top1", root=str(root), split_file=str(tmp_path / "split.csv"))
 
 
 @pytest.fixture

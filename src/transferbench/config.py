@@ -126,6 +126,11 @@ def _cross_reference_problems(config: dict) -> list[str]:
         if source == "imagefolder" and "root" not in entry:
             problems.append(f"config key 'datasets.{name}.root': required for source 'imagefolder' "
                             "(a folder holding train/ and test/, optionally val/)")
+        if source == "csv":
+            for key, what in (("root", "the folder the CSV's paths are relative to"),
+                              ("split_file", "a CSV file with a header row path,label,split")):
+                if key not in entry:
+                    problems.append(f"config key 'datasets.{name}.{key}': required for source 'csv' ({what})")
     for mode in ("finetune", "scratch"):
         if mode in config["modes"]:
             for dataset in config["datasets"]:

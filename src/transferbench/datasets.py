@@ -28,17 +28,19 @@ SPLITS = ("train", "val", "test")
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
-    source: str  # 'sklearn_digits' | 'imagefolder' | 'generated'
+    source: str  # 'sklearn_digits' | 'imagefolder' | 'generated' | 'csv'
     metric: str
     root: str | None = None
     val_fraction: float = 0.2
     test_fraction: float = 0.3
+    split_file: str | None = None  # csv: rows of path (relative to root), label, split
 
     @classmethod
     def from_config(cls, name: str, entry: dict, root: str | None = None) -> "DatasetSpec":
         """`root` is where the data lives for generated data (the workflow's output folder)."""
         return cls(name=name, source=entry["source"], metric=entry["metric"], root=root or entry.get("root"),
-                   val_fraction=entry.get("val_fraction", 0.2), test_fraction=entry.get("test_fraction", 0.3))
+                   val_fraction=entry.get("val_fraction", 0.2), test_fraction=entry.get("test_fraction", 0.3),
+                   split_file=entry.get("split_file"))
 
 
 @dataclass
@@ -126,6 +128,12 @@ def imagefolder_split(spec: DatasetSpec, seed: int) -> Split:
                 raise ValueError(f"dataset '{spec.name}': {root}/{split} has classes not in train: {unknown[:5]}")
             ids[split], labels[split] = split_ids, [index[n] for n in split_names]
     train_labels = np.array([index[n] for n in train_names])
+    return _with_val_holdout(spec, seed, classes, ids, labels, train_ids, train_labels)
+
+
+def _with_val_holdout(spec: DatasetSpec, seed: int, classes: list, ids: dict, labels: dict,
+                      train_ids: list, train_labels: np.ndarray) -> Split:
+    """The split, with a seeded class-stratified val hold-out from train when the data has no val split."""
     if "val" not in ids:
         held = _stratified_holdout(train_labels, spec.val_fraction, derive_seed(seed, spec.name, "val"))
         ids["val"] = [i for i, h in zip(train_ids, held) if h]
@@ -133,6 +141,48 @@ def imagefolder_split(spec: DatasetSpec, seed: int) -> Split:
         train_ids, train_labels = [i for i, h in zip(train_ids, held) if not h], train_labels[~held]
     ids["train"], labels["train"] = train_ids, train_labels.tolist()
     return Split(spec.name, classes, ids, labels)
+
+
+def csv_split(spec: DatasetSpec, seed: int) -> Split:
+    """One folder of images plus a CSV split file with columns path (relative to root), label, split (train, val or
+    test; val optional). Class indices follow the sorted label names of train."""
+    import csv
+
+    where = f"dataset '{spec.name}': split file {spec.split_file}"
+    try:
+        with open(spec.split_file, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{where} does not exist (config key datasets.{spec.name}.split_file)") from None
+    missing = {"path", "label", "split"} - set(rows[0] if rows else {})
+    if missing:
+        raise ValueError(f"{where}: missing column(s) {sorted(missing)}; expected a header row path,label,split")
+    by_split = {}
+    for line, row in enumerate(rows, start=2):
+        if row["split"] not in SPLITS:
+            raise ValueError(f"{where}, line {line}: split {row['split']!r}; expected train, val or test")
+        by_split.setdefault(row["split"], []).append((row["path"], row["label"]))
+    for required in ("train", "test"):
+        if required not in by_split:
+            raise ValueError(f"{where}: no {required} rows; expected train and test rows (val optional)")
+    classes = sorted({label for _, label in by_split["train"]})
+    if len(classes) < 2:
+        raise ValueError(f"{where}: train has {len(classes)} label(s); need at least 2")
+    index = {c: i for i, c in enumerate(classes)}
+    ids, labels = {}, {}
+    for split in ("val", "test"):
+        if split in by_split:
+            unknown = sorted({label for _, label in by_split[split]} - set(classes))
+            if unknown:
+                raise ValueError(f"{where}: {split} has labels not in train: {unknown[:5]}")
+            ids[split] = [p for p, _ in by_split[split]]
+            labels[split] = [index[label] for _, label in by_split[split]]
+    train_ids = [p for p, _ in by_split["train"]]
+    train_labels = np.array([index[label] for _, label in by_split["train"]])
+    absent = [p for split_ids in (*ids.values(), train_ids) for p in split_ids if not (Path(spec.root) / p).is_file()]
+    if absent:
+        raise FileNotFoundError(f"{where}: {len(absent)} listed image(s) not found under {spec.root}, e.g. {absent[:3]}")
+    return _with_val_holdout(spec, seed, classes, ids, labels, train_ids, train_labels)
 
 
 def digits_split(spec: DatasetSpec, seed: int) -> Split:
@@ -154,4 +204,7 @@ def make_split(spec: DatasetSpec, seed: int) -> Split:
         return digits_split(spec, seed)
     if spec.source in ("imagefolder", "generated"):
         return imagefolder_split(spec, seed)
-    raise ValueError(f"dataset '{spec.name}': unknown source {spec.source!r}; expected sklearn_digits, generated or imagefolder")
+    if spec.source == "csv":
+        return csv_split(spec, seed)
+    raise ValueError(f"dataset '{spec.name}': unknown source {spec.source!r}; "
+                     "expected sklearn_digits, generated, imagefolder or csv")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -21,6 +23,7 @@ from torch.utils.data import DataLoader
 from . import __version__
 from .atomic import atomic_path
 from .datasets import SPLITS, DatasetSpec, Split
+from .feature_store import IDENTITY_ATTRS, mismatches
 from .images import DecodedImages, Preprocessing, storage_size
 from .inference import autocast, pick_device, prepare_model, to_device
 from .models import ModelSpec, build_model
@@ -79,3 +82,33 @@ def extract_to_hdf5(model_spec: ModelSpec, dataset_spec: DatasetSpec, split_file
         h5.attrs.update(feature_attrs(spec, split))
         h5.attrs["complete"] = True  # last: marks a finished file
     log.info("wrote features of %d images in %.1fs", total, time.perf_counter() - started)
+
+
+def stale_reasons(path, model_spec: ModelSpec, split_file) -> list[str]:
+    """Why an existing features file does not answer what the config asks now (empty: it does). A file without
+    its completion mark or one that cannot be read (truncated) is stale too."""
+    try:
+        split = Split.load(split_file)
+    except (FileNotFoundError, ValueError):
+        return []  # the split is (re)made first, and everything after it reruns anyway
+    expected = {k: v for k, v in feature_attrs(model_spec.with_preprocessing(), split).items() if k in IDENTITY_ATTRS}
+    try:
+        return mismatches(path, expected)
+    except OSError as error:
+        return [f"cannot be read ({error})"]
+
+
+def mark_stale_features(requests) -> list[str]:
+    """For each (features path, ModelSpec, split file) whose file exists but is stale: set its modification time to
+    the epoch, so Snakemake sees it older than its split file and recomputes it (and what depends on it). Nothing
+    is deleted; the file is replaced only when the new one is complete. Returns the paths marked."""
+    marked = []
+    for path, spec, split_file in requests:
+        if Path(path).exists() and os.path.getmtime(path) > 0:
+            reasons = stale_reasons(path, spec, split_file)
+            if reasons:
+                log.warning("features file %s was made for something else (%s): it will be recomputed",
+                            path, "; ".join(reasons))
+                os.utime(path, (0, 0))
+                marked.append(str(path))
+    return marked

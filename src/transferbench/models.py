@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +74,28 @@ class ModelSpec:
         )
 
 
+def import_model_modules(paths) -> None:
+    """Import the researcher's own model files (config key `model_modules`), so that their timm `register_model`
+    calls run before any model is built. Each file is imported once per process."""
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise FileNotFoundError(f"config key 'model_modules': {path} is not a file (paths are relative to the "
+                                    "working directory)")
+        name = f"transferbench_user_models.{path.stem}_{abs(hash(str(path.resolve())))}"
+        if name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as error:
+            del sys.modules[name]
+            raise ImportError(f"config key 'model_modules': importing {path} failed: {type(error).__name__}: {error}") \
+                from error
+        log.info("imported model module %s", path)
+
+
 def infer_weights_source(entry: dict) -> str:
     if "pretrained" in entry:
         return entry["pretrained"]
@@ -82,11 +106,10 @@ def infer_weights_source(entry: dict) -> str:
 
 def pretrained_cfg(spec: ModelSpec) -> dict:
     """timm's pretrained config for the spec: the tag's config for hub weights, else the architecture's default."""
-    if spec.tag is not None:
-        cfg = timm.models.get_pretrained_cfg(spec.timm)
-        if cfg is not None:
-            return cfg.to_dict()
-    model = timm.create_model(spec.arch, pretrained=False, **spec.kwargs)
+    cfg = timm.models.get_pretrained_cfg(spec.timm if spec.tag is not None else spec.arch)
+    if cfg is not None:
+        return cfg.to_dict()
+    model = timm.create_model(spec.arch, pretrained=False, **spec.kwargs)  # architectures without registered cfgs
     return dict(model.pretrained_cfg)
 
 

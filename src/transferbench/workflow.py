@@ -30,6 +30,9 @@ def job_context(snakemake):
     torch = sys.modules.get("torch")  # only jobs that use torch have imported it; the others skip its import
     if torch is not None:
         torch.set_num_threads(threads)
+        from .models import import_model_modules
+
+        import_model_modules(snakemake.config.get("model_modules", []))  # their architectures, before any build
     log = logging.getLogger("transferbench.job")
     log.info("rule %s, wildcards %s, %d thread(s)", getattr(snakemake, "rule", "?"), dict(snakemake.wildcards), threads)
     try:

@@ -5,7 +5,7 @@ import pytest
 
 from transferbench.datasets import DatasetSpec, Split, make_split
 from transferbench.images import decode_images
-from tests.conftest import write_imagefolder
+from tests.conftest import write_csv_dataset, write_imagefolder
 
 pytestmark = pytest.mark.unit
 
@@ -63,3 +63,30 @@ def test_corrupt_image_error_names_the_file(imagefolder_split):
     open(bad, "wb").write(b"not a jpeg")
     with pytest.raises(OSError, match="cannot decode image .*" + split.ids["test"][0]):
         decode_images(spec, split.ids["test"][:1], size=16, interpolation="bilinear")
+
+
+def test_csv_split_file_gives_the_listed_splits(tmp_path):
+    split = make_split(write_csv_dataset(tmp_path, with_val=True), seed=0)
+    assert split.classes == ["a", "b", "c"] and split.sizes() == {"train": 24, "val": 6, "test": 12}
+    assert all(path.startswith("train/") for path in split.ids["train"])
+
+
+def test_csv_split_file_without_val_holds_out_a_stratified_val(tmp_path):
+    split = make_split(write_csv_dataset(tmp_path), seed=0)
+    assert split.sizes() == {"train": 18, "val": 6, "test": 12}
+    assert sorted(np.bincount(split.labels["val"])) == [2, 2, 2]
+
+
+def test_csv_split_file_errors_name_the_problem(tmp_path):
+    spec = write_csv_dataset(tmp_path)
+    path = tmp_path / "split.csv"
+    text = path.read_text()
+    path.write_text(text.replace(",test\n", ",tset\n", 1))
+    with pytest.raises(ValueError, match=r"split.csv, line \d+: split 'tset'; expected train, val or test"):
+        make_split(spec, seed=0)
+    path.write_text(text.replace("path,label,split", "file,label,split"))
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['path'\]"):
+        make_split(spec, seed=0)
+    path.write_text(text + "train/a/gone.jpg,a,train\n")
+    with pytest.raises(FileNotFoundError, match="1 listed image.*gone.jpg"):
+        make_split(spec, seed=0)

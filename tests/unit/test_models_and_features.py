@@ -6,7 +6,7 @@ import torch
 
 from transferbench.datasets import DatasetSpec
 from transferbench.feature_store import load_features, mismatches
-from transferbench.features import extract_to_hdf5, feature_attrs
+from transferbench.features import extract_to_hdf5, feature_attrs, mark_stale_features, stale_reasons
 from transferbench.models import ModelSpec, build_model
 
 pytestmark = pytest.mark.unit
@@ -101,6 +101,35 @@ def test_cache_refuses_incomplete_or_mismatched_files(tmp_path, imagefolder_spli
         h5.attrs["complete"] = False
     with pytest.raises(ValueError, match="incomplete|no completion mark"):
         load_features(out)
+
+
+def test_stale_features_are_marked_out_of_date_and_kept(tmp_path, imagefolder_split):
+    import dataclasses
+    import os
+    import shutil
+
+    _, _, split_path = imagefolder_split
+    dataset = imagefolder_split[0]
+    spec, _ = demo_spec(tmp_path)
+    good = tmp_path / "good.h5"
+    extract_to_hdf5(spec, dataset, split_path, good)
+    other_model, other_crop, truncated, unfinished = (tmp_path / f"{n}.h5" for n in ("model", "crop", "cut", "unf"))
+    for path in (other_model, other_crop, truncated, unfinished):
+        shutil.copy(good, path)
+    with open(truncated, "r+b") as f:
+        f.truncate(os.path.getsize(good) // 2)
+    with h5py.File(unfinished, "a") as h5:
+        h5.attrs["complete"] = False
+    wider = dataclasses.replace(spec, kwargs={"width": 8, "depth": 1})
+    cropped = dataclasses.replace(spec, crop_pct=0.5)
+    requests = [(good, spec, split_path), (other_model, wider, split_path), (other_crop, cropped, split_path),
+                (truncated, spec, split_path), (unfinished, spec, split_path), (tmp_path / "absent.h5", spec, split_path)]
+    marked = mark_stale_features(requests)
+    assert marked == [str(p) for p in (other_model, other_crop, truncated, unfinished)]
+    assert "kwargs" in stale_reasons(other_model, wider, split_path)[0]
+    assert "crop_pct" in stale_reasons(other_crop, cropped, split_path)[0]
+    assert all(os.path.getmtime(p) == 0 for p in marked) and os.path.getmtime(good) > 0
+    assert all(os.path.exists(p) for p in marked)  # nothing deleted before the recomputation replaces it
 
 
 def test_non_finite_features_stop_extraction_and_leave_no_file(tmp_path, imagefolder_split):

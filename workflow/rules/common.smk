@@ -36,13 +36,15 @@ def model_params(wc):
 
 
 def model_inputs(wc):
-    """Weights a job needs on disk: the upstream pretraining output or the local checkpoint file."""
+    """Files a model's jobs need: the upstream pretraining output or the local checkpoint file, and the researcher's
+    model modules (editing one reruns the model jobs)."""
     entry = config["models"][wc.model]
+    inputs = {"model_modules": config["model_modules"]} if config["model_modules"] else {}
     if entry.get("pretrained") == "upstream":
-        return {"weights": upstream_weights(wc.model)}
-    if "checkpoint" in entry:
-        return {"weights": entry["checkpoint"]}
-    return {}
+        inputs["weights"] = upstream_weights(wc.model)
+    elif "checkpoint" in entry:
+        inputs["weights"] = entry["checkpoint"]
+    return inputs
 
 
 def dataset_root(name):
@@ -60,9 +62,12 @@ def dataset_params(wc):
 
 
 def dataset_inputs(wc):
-    """The generated data folder, for datasets the workflow writes itself."""
-    if config["datasets"][wc.dataset]["source"] == "generated":
+    """The generated data folder, for datasets the workflow writes itself; the split file of csv datasets."""
+    entry = config["datasets"][wc.dataset]
+    if entry["source"] == "generated":
         return {"data": dataset_root(wc.dataset)}
+    if entry["source"] == "csv":
+        return {"split_file": entry["split_file"]}
     return {}
 
 

@@ -1,5 +1,19 @@
 # Penultimate-layer features of every model x dataset, cached in HDF5.
 
+from types import SimpleNamespace
+
+from transferbench.features import mark_stale_features
+from transferbench.models import ModelSpec
+
+if workflow.is_main_process:
+    # The cache never lies: a features file recorded for another model, weights, preprocessing or split (or an
+    # unfinished, unreadable one) is marked out of date here, whatever Snakemake's own metadata says.
+    mark_stale_features(
+        (f"results/features/{m}/{d}.h5", ModelSpec.from_config(m, model_params(SimpleNamespace(model=m))),
+         f"results/splits/{d}.json")
+        for m in MODELS for d in DATASETS
+    )
+
 
 rule extract_features:
     input:
