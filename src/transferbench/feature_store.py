@@ -2,7 +2,7 @@
 
     /{train,val,test}/features  (n, num_features) float32 or float16, chunked, written batch by batch
     /{train,val,test}/labels    (n,) int64
-    attrs: model, timm, weights, checkpoint, kwargs, resolution, crop_pct, interpolation, mean, std, dataset,
+    attrs: model, timm, torchvision, weights, checkpoint, kwargs, resolution, crop_pct, interpolation, mean, std, dataset,
            split_hash, library versions, and `complete` = True, written last.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 from .datasets import SPLITS
 
 # Attributes that decide whether a cached file still answers what the config asks (issue: the cache never lies).
-IDENTITY_ATTRS = ("model", "timm", "weights", "checkpoint", "kwargs", "resolution", "crop_pct", "interpolation",
+IDENTITY_ATTRS = ("model", "timm", "torchvision", "weights", "checkpoint", "kwargs", "resolution", "crop_pct", "interpolation",
                   "mean", "std", "dataset", "split_hash")
 
 

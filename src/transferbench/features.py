@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 def feature_attrs(spec: ModelSpec, split: Split) -> dict:
     """What a features file must record to be reused: model, weights, preprocessing, split and versions."""
     return {
-        "model": spec.name, "timm": spec.timm, "weights": spec.pretrained, "checkpoint": spec.checkpoint or "",
+        "model": spec.name, "timm": spec.timm, "torchvision": spec.torchvision or "", "weights": spec.pretrained,
+        "checkpoint": spec.checkpoint or "",
         "kwargs": json.dumps(spec.kwargs, sort_keys=True), "resolution": spec.resolution, "crop_pct": spec.crop_pct,
         "interpolation": spec.interpolation, "mean": list(spec.mean), "std": list(spec.std),
         "split_hash": split.hash, "dataset": split.dataset,

@@ -20,13 +20,15 @@ import torch
 from torch import nn
 
 from . import demo_models  # noqa: F401  (registers the demo architectures with timm)
+from .torchvision_models import build_torchvision, torchvision_cfg, torchvision_problems
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model of the study. `timm` is 'arch.tag' for hub weights, or 'arch' with a checkpoint."""
+    """One model of the study. `timm` is 'arch.tag' for hub weights, or 'arch' with a checkpoint; torchvision models
+    have `torchvision` ('name.WEIGHTS' or 'name') instead and an empty `timm`."""
 
     name: str
     timm: str
@@ -39,14 +41,16 @@ class ModelSpec:
     interpolation: str | None = None
     mean: tuple | None = None
     std: tuple | None = None
+    torchvision: str | None = None
 
     @property
     def arch(self) -> str:
-        return self.timm.split(".")[0]
+        return (self.torchvision or self.timm).split(".")[0]
 
     @property
     def tag(self) -> str | None:
-        return self.timm.split(".", 1)[1] if "." in self.timm else None
+        full = self.torchvision or self.timm
+        return full.split(".", 1)[1] if "." in full else None
 
     @classmethod
     def from_config(cls, name: str, entry: dict, checkpoint: str | None = None) -> "ModelSpec":
@@ -54,6 +58,7 @@ class ModelSpec:
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in entry.items() if k in fields}
         values["pretrained"] = infer_weights_source(entry)
+        values.setdefault("timm", "")
         if checkpoint is not None:
             values["checkpoint"] = str(checkpoint)
         for key in ("mean", "std"):
@@ -62,7 +67,7 @@ class ModelSpec:
         return cls(name=name, **values)
 
     def with_preprocessing(self) -> "ModelSpec":
-        """A copy with resolution, crop, interpolation and mean/std filled from timm's pretrained_cfg where unset."""
+        """A copy with resolution, crop, interpolation and mean/std filled from the pretrained config where unset."""
         cfg = pretrained_cfg(self)
         return dataclasses.replace(
             self,
@@ -105,7 +110,10 @@ def infer_weights_source(entry: dict) -> str:
 
 
 def pretrained_cfg(spec: ModelSpec) -> dict:
-    """timm's pretrained config for the spec: the tag's config for hub weights, else the architecture's default."""
+    """timm's pretrained config for the spec: the tag's config for hub weights, else the architecture's default.
+    torchvision models: their weights' transforms (or torchvision's defaults)."""
+    if spec.torchvision:
+        return torchvision_cfg(spec.torchvision)
     cfg = timm.models.get_pretrained_cfg(spec.timm if spec.tag is not None else spec.arch)
     if cfg is not None:
         return cfg.to_dict()
@@ -114,14 +122,26 @@ def pretrained_cfg(spec: ModelSpec) -> dict:
 
 
 def model_problems(entry: dict) -> list[str]:
-    """What is wrong with a config model entry (empty when it is valid). Checks names against timm's registry."""
+    """What is wrong with a config model entry (empty when it is valid). Checks names against timm's registry
+    (torchvision's for torchvision entries)."""
+    source = infer_weights_source(entry)
+    if ("timm" in entry) == ("torchvision" in entry):
+        return ["give exactly one of 'timm' (a timm name[.tag]) or 'torchvision' (a torchvision name[.WEIGHTS])"]
+    if "torchvision" in entry:
+        problems = torchvision_problems(entry, source)
+        if source == "upstream":
+            problems.append("'pretrained: upstream' is for the demo's timm-registered models")
+        elif not problems and "imagenet_top1" not in entry:
+            problems.append(f"{source} models need 'imagenet_top1' (percent; torchvision lists it per weights)")
+        if source == "checkpoint" and "checkpoint" not in entry:
+            problems.append("'pretrained: checkpoint' needs a 'checkpoint' file")
+        return problems
     arch = entry["timm"].split(".")[0]
     available = timm.list_models()
     if arch not in available:
         close = difflib.get_close_matches(arch, available, n=3)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         return [f"unknown timm architecture {arch!r}{hint}"]
-    source = infer_weights_source(entry)
     if source == "hub":
         if "." not in entry["timm"]:
             tags = timm.list_pretrained(f"{arch}.*")
@@ -175,6 +195,20 @@ def build_model(spec: ModelSpec, num_classes: int, weights: bool = True, **overr
     model keyword arguments (for example `norm` for the scratch variants).
     """
     kwargs = {**spec.kwargs, **overrides}
+    if spec.torchvision:
+        load = None
+        if weights and spec.pretrained != "hub":
+            if spec.checkpoint is None:
+                raise ValueError(f"model '{spec.name}' has no weights: give a checkpoint or a weights tag")
+            load = lambda model: load_backbone_weights(model, spec.checkpoint)  # noqa: E731
+        try:
+            return build_torchvision(spec.torchvision, num_classes, weights and spec.pretrained == "hub", load, **kwargs)
+        except (OSError, RuntimeError) as error:
+            if weights and spec.pretrained == "hub":
+                raise RuntimeError(f"could not load torchvision weights '{spec.torchvision}' for model '{spec.name}': "
+                                   f"{error}. On an offline node, fetch them first where there is internet "
+                                   "(see README: prefetch)") from error
+            raise
     if weights and spec.pretrained == "hub":
         try:
             return timm.create_model(spec.timm, pretrained=True, num_classes=num_classes, **kwargs)

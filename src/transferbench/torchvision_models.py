@@ -1,0 +1,85 @@
+"""torchvision models through the same interface as timm's (config: `torchvision: name.WEIGHTS` or `name` with a
+checkpoint). torchvision's classifier is its last nn.Linear (ResNet `fc`, VGG `classifier.6`, DenseNet
+`classifier`, EfficientNet / MobileNet `classifier.1`, ViT `heads.head`): it is replaced by the downstream head, or
+by nn.Identity for features, so the penultimate features are that layer's input. The model gets timm's
+`num_features` and a `pretrained_cfg` (preprocessing from the weights' own transforms), and keeps torchvision's
+parameter names, so torchvision-format checkpoints load as they are.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from torch import nn
+
+# torchvision's ImageClassification defaults (resize 256, crop 224, bilinear, ImageNet mean/std) for models
+# built without hub weights.
+DEFAULT_CFG = {"input_size": (3, 224, 224), "crop_pct": 224 / 256, "interpolation": "bilinear",
+               "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+
+
+def _split(name_tag: str) -> tuple[str, str | None]:
+    name, _, tag = name_tag.partition(".")
+    return name, tag or None
+
+
+def _weights(name_tag: str):
+    import torchvision
+
+    name, tag = _split(name_tag)
+    return torchvision.models.get_model_weights(name)[tag] if tag else None
+
+
+def torchvision_cfg(name_tag: str) -> dict:
+    """Preprocessing of the weights (their transforms), or torchvision's defaults without weights."""
+    weights = _weights(name_tag)
+    if weights is None:
+        return dict(DEFAULT_CFG)
+    transforms = weights.transforms()
+    crop, resize = transforms.crop_size[0], transforms.resize_size[0]
+    return {"input_size": (3, crop, crop), "crop_pct": crop / resize,
+            "interpolation": transforms.interpolation.value, "mean": tuple(transforms.mean), "std": tuple(transforms.std)}
+
+
+def last_linear(model: nn.Module) -> tuple[str, nn.Linear]:
+    name, layer = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
+    return name, layer
+
+
+def build_torchvision(name_tag: str, num_classes: int, hub_weights: bool, load_checkpoint=None,
+                      **kwargs) -> nn.Module:
+    """The torchvision model with a `num_classes` head (0: identity, forward gives penultimate features).
+
+    hub_weights: load the tag's weights (torchvision's download cache; offline nodes need them prefetched).
+    load_checkpoint(model): loads local weights into the model before its head is replaced.
+    """
+    import torchvision
+
+    name, _ = _split(name_tag)
+    model = torchvision.models.get_model(name, weights=_weights(name_tag) if hub_weights else None, **kwargs)
+    head_name, head = last_linear(model)
+    model.pretrained_cfg = {**torchvision_cfg(name_tag), "classifier": head_name, "architecture": name}
+    if load_checkpoint is not None:
+        load_checkpoint(model)
+    model.set_submodule(head_name, nn.Linear(head.in_features, num_classes) if num_classes else nn.Identity())
+    model.num_features = head.in_features
+    return model
+
+
+def torchvision_problems(entry: dict, source: str) -> list[str]:
+    """What is wrong with a torchvision model entry (empty when valid)."""
+    import torchvision
+
+    name, tag = _split(entry["torchvision"])
+    available = torchvision.models.list_models(module=torchvision.models)
+    if name not in available:
+        close = difflib.get_close_matches(name, available, n=3)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        return [f"unknown torchvision classification model {name!r}{hint}"]
+    tags = list(torchvision.models.get_model_weights(name).__members__)
+    if source == "hub" and tag is None:
+        return [f"'{name}' has no weights tag; give it explicitly as '{name}.<WEIGHTS>'; available: {', '.join(tags)}"]
+    if tag is not None and tag not in tags:
+        return [f"unknown weights '{tag}' for torchvision model '{name}'; available: {', '.join(tags)}"]
+    return []
+
