@@ -1,8 +1,9 @@
 """Penultimate-layer feature extraction into the HDF5 cache (layout: feature_store).
 
 Features are the model's global-pooled pre-logits (timm's `num_classes=0` forward), computed without
-augmentation: resize + centre crop at the model's resolution. Batches are decoded by DataLoader workers and
-written as they arrive, so memory does not grow with the dataset. The file is written under a temporary name and
+augmentation: resize + centre crop at the model's resolution. Images come from the dataset's image cache (decoded
+once per size for all models, image_cache) or are decoded here, in DataLoader workers; batches are written as they
+arrive, so memory does not grow with the dataset. The file is written under a temporary name and
 renamed when complete: a half-written file never looks done.
 """
 
@@ -24,6 +25,7 @@ from . import __version__
 from .atomic import atomic_path
 from .datasets import SPLITS, DatasetSpec, Split
 from .feature_store import IDENTITY_ATTRS, mismatches
+from .image_cache import CachedBatches
 from .images import DecodedImages, Preprocessing, storage_size
 from .inference import autocast, pick_device, prepare_model, to_device
 from .models import ModelSpec, build_model
@@ -46,8 +48,11 @@ def feature_attrs(spec: ModelSpec, split: Split) -> dict:
 
 @torch.inference_mode()
 def extract_to_hdf5(model_spec: ModelSpec, dataset_spec: DatasetSpec, split_file, out, batch_size: int = 256,
-                    dtype: str = "float32", num_workers: int = 0, device: str = "auto") -> None:
-    """Compute the features of every split of `dataset_spec` with `model_spec` and write them to `out`."""
+                    dtype: str = "float32", num_workers: int = 0, device: str = "auto", images_file=None) -> None:
+    """Compute the features of every split of `dataset_spec` with `model_spec` and write them to `out`.
+
+    `images_file`: the dataset's image cache at this model's storage size (image_cache); without it, images are
+    decoded here."""
     spec = model_spec.with_preprocessing()
     split = Split.load(split_file)
     dev = pick_device(device)
@@ -63,8 +68,12 @@ def extract_to_hdf5(model_spec: ModelSpec, dataset_spec: DatasetSpec, split_file
             group.create_dataset("labels", data=labels)
             features = group.create_dataset("features", shape=(len(ids), model.num_features), dtype=dtype,
                                              chunks=(min(max(len(ids), 1), 1024), model.num_features))
-            loader = DataLoader(DecodedImages(dataset_spec, ids, size, spec.interpolation), batch_size=batch_size,
-                                num_workers=num_workers, pin_memory=dev.type == "cuda")
+            if images_file is not None:  # decoded once for every model at this size (image_cache)
+                loader = DataLoader(CachedBatches(images_file, split, name, batch_size, size, spec.interpolation), batch_size=None,
+                                    num_workers=num_workers, pin_memory=dev.type == "cuda")
+            else:
+                loader = DataLoader(DecodedImages(dataset_spec, ids, size, spec.interpolation), batch_size=batch_size,
+                                    num_workers=num_workers, pin_memory=dev.type == "cuda")
             row = 0
             for batch in loader:
                 with autocast(dev):

@@ -13,6 +13,7 @@ import torch
 
 from .atomic import write_json
 from .datasets import DatasetSpec, Split
+from .image_cache import load_images
 from .images import Preprocessing, decode_images, storage_size
 from .inference import pick_device
 from .models import ModelSpec, build_model
@@ -40,7 +41,7 @@ def build_for_mode(spec: ModelSpec, mode: str, num_classes: int, settings: dict,
 
 def run_training(mode: str, model_spec: ModelSpec, dataset_spec: DatasetSpec, split_file, settings: dict,
                  lr: float, weight_decay: float, phase: str, seed: int, out_json, checkpoint,
-                 predictions_out=None, point: str | None = None, device: str = "auto") -> dict:
+                 predictions_out=None, point: str | None = None, device: str = "auto", images_file=None) -> dict:
     """Train one configuration and write its JSON (and, for the final phase, its test predictions)."""
     train_names, eval_name = PHASES[phase]
     spec = model_spec.with_preprocessing()
@@ -49,8 +50,12 @@ def run_training(mode: str, model_spec: ModelSpec, dataset_spec: DatasetSpec, sp
     workers = settings.get("num_workers", 0)
     train_ids, train_labels = split.select(*train_names)
     eval_ids, eval_labels = split.select(eval_name)
-    train_images = decode_images(dataset_spec, train_ids, size, spec.interpolation, workers)
-    eval_images = decode_images(dataset_spec, eval_ids, size, spec.interpolation, workers)
+    if images_file is not None:  # decoded once for every model at this size (image_cache)
+        train_images = load_images(images_file, split, train_names, size, spec.interpolation)
+        eval_images = load_images(images_file, split, [eval_name], size, spec.interpolation)
+    else:
+        train_images = decode_images(dataset_spec, train_ids, size, spec.interpolation, workers)
+        eval_images = decode_images(dataset_spec, eval_ids, size, spec.interpolation, workers)
     model = build_for_mode(spec, mode, len(split.classes), settings, seed)
     preprocessing = Preprocessing(spec.resolution, spec.mean, spec.std, spec.interpolation)
     log.info("%s %s on %s (%s): lr %g, weight decay %g, %d train / %d %s images", mode, spec.name, dataset_spec.name,

@@ -80,3 +80,11 @@ def test_paper_defaults_and_dataset_override(demo):
 def test_paper_linear_grid_is_45_log_spaced_values():
     grid = linear_grid({"linear": {"wd_min": 1e-6, "wd_max": 1e5, "num": 45}})
     assert len(grid) == 45 and grid[0] == pytest.approx(1e-6) and grid[-1] == pytest.approx(1e5)
+
+
+def test_torchvision_entries_are_checked_against_torchvision(demo):
+    demo["models"]["tv_r50"] = {"torchvision": "resnet50.IMAGENET1K_V2", "imagenet_top1": 80.9}
+    validate_config(copy.deepcopy(demo))
+    demo["models"]["tv_r50"]["torchvision"] = "resnet50.IMAGENET1K_V9"
+    with pytest.raises(ConfigError, match=r"models\.tv_r50.*unknown weights 'IMAGENET1K_V9'.*IMAGENET1K_V2"):
+        validate_config(demo)

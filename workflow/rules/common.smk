@@ -2,6 +2,8 @@
 # or a dataset changes no other job's params (Snakemake's params rerun trigger stays quiet).
 
 import re
+from functools import cache
+from types import SimpleNamespace
 
 from transferbench.config import grid_points, linear_grid, training_settings, upstream_settings
 
@@ -21,6 +23,8 @@ wildcard_constraints:
     dataset=_alternatives(DATASETS + (["upstream"] if "upstream" in config else [])),
     mode="finetune|scratch",
     point=r"lr[^/_]+_wd[^/]+",
+    size=r"\d+",
+    interpolation="bilinear|bicubic|nearest",
 
 
 def upstream_weights(model):
@@ -45,6 +49,22 @@ def model_inputs(wc):
     elif "checkpoint" in entry:
         inputs["weights"] = entry["checkpoint"]
     return inputs
+
+
+@cache
+def model_spec(model):
+    """The model's spec with its preprocessing resolved (timm's or torchvision's pretrained config)."""
+    from transferbench.models import ModelSpec
+
+    return ModelSpec.from_config(model, model_params(SimpleNamespace(model=model))).with_preprocessing()
+
+
+def image_cache(wc):
+    """The dataset's decoded images at this model's storage size and interpolation."""
+    from transferbench.images import storage_size
+
+    spec = model_spec(wc.model)
+    return f"results/images/{wc.dataset}/{storage_size(spec.resolution, spec.crop_pct)}px_{spec.interpolation}.h5"
 
 
 def dataset_root(name):

@@ -1,4 +1,5 @@
-# Data: the demo's generated datasets, and the train/val/test split of every dataset.
+# Data: the demo's generated datasets, the train/val/test split of every dataset, and its images decoded once per
+# storage size (shared by every model at that size).
 
 
 rule generate_dataset:
@@ -29,3 +30,24 @@ rule make_split:
         CONDA_ENV
     script:
         "../scripts/make_split.py"
+
+
+rule cache_images:
+    input:
+        unpack(dataset_inputs),
+        split="results/splits/{dataset}.json",
+    output:
+        "results/images/{dataset}/{size}px_{interpolation}.h5",
+    params:
+        dataset=dataset_params,
+        num_workers=config["features"]["num_workers"],
+    threads: 1
+    resources:
+        runtime=120,
+        mem_mb=4000,
+    log:
+        "logs/cache_images/{dataset}/{size}px_{interpolation}.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/cache_images.py"

@@ -1,17 +1,12 @@
 # Penultimate-layer features of every model x dataset, cached in HDF5.
 
-from types import SimpleNamespace
-
 from transferbench.features import mark_stale_features
-from transferbench.models import ModelSpec
 
 if workflow.is_main_process:
     # The cache never lies: a features file recorded for another model, weights, preprocessing or split (or an
     # unfinished, unreadable one) is marked out of date here, whatever Snakemake's own metadata says.
     mark_stale_features(
-        (f"results/features/{m}/{d}.h5", ModelSpec.from_config(m, model_params(SimpleNamespace(model=m))),
-         f"results/splits/{d}.json")
-        for m in MODELS for d in DATASETS
+        (f"results/features/{m}/{d}.h5", model_spec(m), f"results/splits/{d}.json") for m in MODELS for d in DATASETS
     )
 
 
@@ -20,6 +15,7 @@ rule extract_features:
         unpack(model_inputs),
         unpack(dataset_inputs),
         split="results/splits/{dataset}.json",
+        images=image_cache,
     output:
         "results/features/{model}/{dataset}.h5",
     params:

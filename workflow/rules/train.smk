@@ -7,6 +7,7 @@ rule train_grid_point:
         unpack(model_inputs),
         unpack(dataset_inputs),
         split="results/splits/{dataset}.json",
+        images=image_cache,
     output:
         "results/{mode}/{model}/{dataset}/grid/{point}.json",
     params:
@@ -47,6 +48,7 @@ rule train_final:
         unpack(dataset_inputs),
         split="results/splits/{dataset}.json",
         selection="results/{mode}/{model}/{dataset}/selection.json",
+        images=image_cache,
     output:
         result="results/{mode}/{model}/{dataset}/final.json",
         predictions="results/{mode}/{model}/{dataset}/predictions.npz",

@@ -8,4 +8,5 @@ with job_context(snakemake):
     extract_to_hdf5(ModelSpec.from_config(snakemake.wildcards.model, snakemake.params.model),
                     DatasetSpec.from_config(snakemake.wildcards.dataset, snakemake.params.dataset),
                     split_file=snakemake.input.split, out=snakemake.output[0], batch_size=s["batch_size"],
-                    dtype=s["dtype"], num_workers=s["num_workers"])
+                    dtype=s["dtype"], num_workers=s["num_workers"],
+                    images_file=snakemake.input.images)

@@ -12,5 +12,5 @@ with job_context(snakemake):
                  DatasetSpec.from_config(wc.dataset, snakemake.params.dataset), snakemake.input.split,
                  snakemake.params.settings, lr=chosen["lr"], weight_decay=chosen["weight_decay"], phase="final",
                  point=chosen["chosen"], seed=derive_seed(snakemake.params.seed, wc.mode, wc.model, wc.dataset, "final"),
-                 out_json=snakemake.output.result, checkpoint=snakemake.params.checkpoint,
+                 out_json=snakemake.output.result, checkpoint=snakemake.params.checkpoint, images_file=snakemake.input.images,
                  predictions_out=snakemake.output.predictions)

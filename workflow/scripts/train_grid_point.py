@@ -10,4 +10,5 @@ with job_context(snakemake):
                  DatasetSpec.from_config(wc.dataset, snakemake.params.dataset), snakemake.input.split,
                  snakemake.params.settings, phase="grid", point=wc.point,
                  seed=derive_seed(snakemake.params.seed, wc.mode, wc.model, wc.dataset, wc.point),
-                 out_json=snakemake.output[0], checkpoint=snakemake.params.checkpoint, **snakemake.params.hparams)
+                 out_json=snakemake.output[0], checkpoint=snakemake.params.checkpoint, images_file=snakemake.input.images,
+                 **snakemake.params.hparams)
