@@ -41,7 +41,7 @@ def bound_images_per_s(model, batch, labels, steps, lr=0.01):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")

@@ -3,7 +3,8 @@
 Each image is decoded once per resolution: resized so its shorter side is `floor(resolution / crop_pct)` (timm's
 convention) and centre-cropped to a square of that size, kept as uint8. From that cache:
 - evaluation (features, val/test): centre crop of `resolution` (the paper's resize + centre crop), normalized;
-- training: random-resized-crop to `resolution` + horizontal flip (the paper's only augmentations), normalized.
+- training: random-resized-crop to `resolution` + horizontal flip (the paper's only augmentations), normalized;
+  the crops are resampled bilinearly with area averaging (roi_align), whatever the model's interpolation.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
-from torchvision.transforms.functional import InterpolationMode
+from torchvision.ops import roi_align
 
 from .datasets import DatasetSpec
 
@@ -92,7 +92,7 @@ class Preprocessing:
         self.resolution = resolution
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255
-        self.interpolation = InterpolationMode(interpolation)
+        self.interpolation = interpolation  # of the stored images (decode); training crops resample bilinearly
 
     def _normalize(self, batch: torch.Tensor) -> torch.Tensor:
         return (batch.float() - self.mean) / self.std
@@ -104,17 +104,43 @@ class Preprocessing:
         return self._normalize(batch[..., offset:offset + self.resolution, offset:offset + self.resolution])
 
     def training(self, batch: torch.Tensor, crop_scale, flip: bool, seed: int) -> torch.Tensor:
-        """torchvision's RandomResizedCrop (scale `crop_scale`) and optional horizontal flip, then normalize.
+        """Random-resized-crop to the model's resolution (torchvision's box distribution: area fraction uniform in
+        `crop_scale`, log aspect ratio uniform in [3/4, 4/3], 10 tries then a centre crop) and an optional
+        horizontal flip, then normalize.
 
-        The draws come from the global RNG reseeded with `seed` (derived from the step) inside a forked RNG state,
-        so a resumed job replays exactly the augmentations an uninterrupted one would have drawn.
+        The whole batch is cropped and resized in one torchvision.ops.roi_align call (bilinear, with as many
+        samples per output pixel as the box is larger, i.e. area-averaging when shrinking, like an antialiased
+        resize); per-image transforms in Python cost more than the forward pass of small models. The draws come
+        from a numpy generator seeded with `seed` (derived from the step), so a resumed job replays exactly the
+        augmentations an uninterrupted one would have drawn.
         """
-        steps = [v2.RandomResizedCrop(self.resolution, scale=tuple(crop_scale), interpolation=self.interpolation,
-                                      antialias=True)]
+        rng = np.random.default_rng(seed)
+        boxes = random_resized_crop_boxes(len(batch), batch.shape[-2], batch.shape[-1], crop_scale, rng)
+        out = roi_align(batch.float(), torch.cat([torch.arange(len(batch)).unsqueeze(1).float(), boxes], dim=1),
+                        output_size=self.resolution, sampling_ratio=-1, aligned=True)
         if flip:
-            steps.append(v2.RandomHorizontalFlip())
-        transform = v2.Compose(steps)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            out = torch.stack([transform(img) for img in batch])
+            flipped = torch.from_numpy(rng.random(len(batch)) < 0.5)
+            out[flipped] = out[flipped].flip(-1)
         return self._normalize(out)
+
+
+def random_resized_crop_boxes(n: int, height: int, width: int, scale, rng: np.random.Generator,
+                              ratio=(3 / 4, 4 / 3), tries: int = 10) -> torch.Tensor:
+    """(n, 4) boxes x1, y1, x2, y2 in pixel coordinates, drawn as torchvision's RandomResizedCrop.get_params does
+    (10 tries, then the largest centre crop with the aspect ratio clamped), for the whole batch at once. numpy:
+    for a batch of boxes its vectorized draws cost a fraction of torch's per-call overhead."""
+    target = height * width * rng.uniform(scale[0], scale[1], (n, tries))
+    aspect = np.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1]), (n, tries)))
+    w, h = np.round(np.sqrt(target * aspect)), np.round(np.sqrt(target / aspect))
+    valid = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    first = valid.argmax(1)
+    found = valid[np.arange(n), first]
+    u = rng.random((n, 2))
+    in_ratio = width / height
+    fw, fh = ((width, round(width / ratio[0])) if in_ratio < ratio[0] else
+              (round(height * ratio[1]), height) if in_ratio > ratio[1] else (width, height))
+    bw = np.where(found, w[np.arange(n), first], fw)
+    bh = np.where(found, h[np.arange(n), first], fh)
+    top = np.where(found, np.floor(u[:, 0] * (height - bh + 1)), np.floor((height - bh) / 2))
+    left = np.where(found, np.floor(u[:, 1] * (width - bw + 1)), np.floor((width - bw) / 2))
+    return torch.from_numpy(np.stack([left, top, left + bw, top + bh], axis=1).astype(np.float32))
