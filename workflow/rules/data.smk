@@ -40,7 +40,6 @@ rule cache_images:
         "results/images/{dataset}/{size}px_{interpolation}.h5",
     params:
         dataset=dataset_params,
-        num_workers=config["features"]["num_workers"],
     threads: 1
     resources:
         runtime=120,
