@@ -4,7 +4,7 @@ import pytest
 import timm
 import torch
 
-from transferbench.datasets import DatasetSpec
+from transferbench.datasets import DatasetSpec, make_split
 from transferbench.feature_store import load_features, mismatches
 from transferbench.features import extract_to_hdf5, feature_attrs, mark_stale_features, stale_reasons
 from transferbench.models import ModelSpec, build_model
@@ -127,6 +127,9 @@ def test_stale_features_are_marked_out_of_date_and_kept(tmp_path, imagefolder_sp
     marked = mark_stale_features(requests)
     assert marked == [str(p) for p in (other_model, other_crop, truncated, unfinished)]
     assert "kwargs" in stale_reasons(other_model, wider, split_path)[0]
+    other_split = make_split(dataclasses.replace(dataset, val_fraction=0.5), seed=1)
+    other_split.save(tmp_path / "other_split.json")
+    assert "split_hash" in stale_reasons(good, spec, tmp_path / "other_split.json")[0]
     assert "crop_pct" in stale_reasons(other_crop, cropped, split_path)[0]
     assert all(os.path.getmtime(p) == 0 for p in marked) and os.path.getmtime(good) > 0
     assert all(os.path.exists(p) for p in marked)  # nothing deleted before the recomputation replaces it
