@@ -59,7 +59,8 @@ def load_config(path) -> dict:
         return yaml.safe_load(f) or {}
 
 
-def _nearest(word, choices) -> str:
+def did_you_mean(word, choices) -> str:
+    """'; did you mean ...?' naming up to three close matches of `word` among `choices`, or ''."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=3, cutoff=0.6)
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
@@ -82,11 +83,11 @@ def _describe(error) -> str:
     key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
     if error.validator == "enum":
         return (f"config key '{key}': {error.instance!r} is not valid; valid choices: "
-                f"{', '.join(map(str, error.validator_value))}{_nearest(error.instance, error.validator_value)}")
+                f"{', '.join(map(str, error.validator_value))}{did_you_mean(error.instance, error.validator_value)}")
     if error.validator == "additionalProperties":
         allowed = list(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
-        hints = "".join(_nearest(e, allowed) for e in extra)
+        hints = "".join(did_you_mean(e, allowed) for e in extra)
         return f"config key '{key}': unknown key(s) {', '.join(map(repr, extra))}; valid keys: {', '.join(allowed)}{hints}"
     return f"config key '{key}': {error.message}"
 

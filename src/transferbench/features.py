@@ -68,12 +68,11 @@ def extract_to_hdf5(model_spec: ModelSpec, dataset_spec: DatasetSpec, split_file
             group.create_dataset("labels", data=labels)
             features = group.create_dataset("features", shape=(len(ids), model.num_features), dtype=dtype,
                                              chunks=(min(max(len(ids), 1), 1024), model.num_features))
-            if images_file is not None:  # decoded once for every model at this size (image_cache)
-                loader = DataLoader(CachedBatches(images_file, split, name, batch_size, size, spec.interpolation), batch_size=None,
-                                    num_workers=num_workers, pin_memory=dev.type == "cuda")
-            else:
-                loader = DataLoader(DecodedImages(dataset_spec, ids, size, spec.interpolation), batch_size=batch_size,
-                                    num_workers=num_workers, pin_memory=dev.type == "cuda")
+            cached = images_file is not None  # decoded once for every model at this size: read as whole batches
+            source = (CachedBatches(images_file, split, name, batch_size, size, spec.interpolation) if cached
+                      else DecodedImages(dataset_spec, ids, size, spec.interpolation))
+            loader = DataLoader(source, batch_size=None if cached else batch_size, num_workers=num_workers,
+                                pin_memory=dev.type == "cuda")
             row = 0
             for batch in loader:
                 with autocast(dev):

@@ -58,6 +58,13 @@ def regression_band(x, y, grid, n_boot: int = 1000, seed: int = 0):
     return np.polyval(np.polyfit(x, y, 1), grid), np.quantile(fits, 0.025, axis=0), np.quantile(fits, 0.975, axis=0)
 
 
+def _legend_below(fig, ax, ncol=8, offset=-0.1) -> None:
+    """One legend row (of `ax`'s entries) centred under the figure."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), ncol), frameon=False,
+               bbox_to_anchor=(0.5, offset))
+
+
 def plot_correlation(table: pd.DataFrame, out_pdf, out_png, upstream_label: str = "ImageNet top-1 (%)") -> None:
     """The paper's Figure 2: per mode, ImageNet top-1 vs mean transfer log odds, with the regression line, its
     bootstrap band, r with its bootstrap interval, and Morey within-dataset error bars."""
@@ -85,21 +92,9 @@ def plot_correlation(table: pd.DataFrame, out_pdf, out_png, upstream_label: str 
             ax.set_xlabel(upstream_label)
             ax.grid(alpha=0.3, lw=0.4)
         axes[0][0].set_ylabel("Mean transfer log odds")
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), frameon=False,
-                   bbox_to_anchor=(0.5, -0.08))
+        _legend_below(fig, axes[0][0], offset=-0.08)
         fig.tight_layout()
         save_figure(fig, out_pdf, out_png)
-
-
-def _by_top1(table: pd.DataFrame) -> list:
-    return table.groupby("model")["imagenet_top1"].first().sort_values().index.tolist()
-
-
-def _legend_below(fig, ax, ncol=8) -> None:
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), ncol), frameon=False,
-               bbox_to_anchor=(0.5, -0.1))
 
 
 def plot_per_dataset(table: pd.DataFrame, out_pdf, out_png, upstream_label: str = "ImageNet top-1 (%)",

@@ -8,7 +8,6 @@ preprocessing taken from timm's pretrained_cfg unless the config overrides it. W
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib.util
 import logging
 import sys
@@ -16,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import timm
-import torch
 from torch import nn
 
 from . import demo_models  # noqa: F401  (registers the demo architectures with timm)
+from .config import did_you_mean
 from .torchvision_models import build_torchvision, torchvision_cfg, torchvision_problems
 
 log = logging.getLogger(__name__)
@@ -68,6 +67,8 @@ class ModelSpec:
 
     def with_preprocessing(self) -> "ModelSpec":
         """A copy with resolution, crop, interpolation and mean/std filled from the pretrained config where unset."""
+        if None not in (self.resolution, self.crop_pct, self.interpolation, self.mean, self.std):
+            return self  # already resolved: no registry lookup (or model build) again
         cfg = pretrained_cfg(self)
         return dataclasses.replace(
             self,
@@ -139,9 +140,7 @@ def model_problems(entry: dict) -> list[str]:
     arch = entry["timm"].split(".")[0]
     available = timm.list_models()
     if arch not in available:
-        close = difflib.get_close_matches(arch, available, n=3)
-        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-        return [f"unknown timm architecture {arch!r}{hint}"]
+        return [f"unknown timm architecture {arch!r}{did_you_mean(arch, available)}"]
     if source == "hub":
         if "." not in entry["timm"]:
             tags = timm.list_pretrained(f"{arch}.*")

@@ -24,7 +24,8 @@ def result_row(model: str, dataset: str, mode: str, result_file, imagenet_top1: 
 
 
 def write_table(rows: list[dict], out_csv) -> pd.DataFrame:
-    table = pd.DataFrame(rows, columns=COLUMNS + OPTIONAL).sort_values(["mode", "dataset", "model"]).reset_index(drop=True)
+    table = pd.DataFrame(rows, columns=COLUMNS + OPTIONAL).sort_values(["mode", "dataset", "model"])
+    table = table.reset_index(drop=True)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     return table

@@ -8,9 +8,9 @@ parameter names, so torchvision-format checkpoints load as they are.
 
 from __future__ import annotations
 
-import difflib
-
 from torch import nn
+
+from .config import did_you_mean
 
 # torchvision's ImageClassification defaults (resize 256, crop 224, bilinear, ImageNet mean/std) for models
 # built without hub weights.
@@ -73,13 +73,10 @@ def torchvision_problems(entry: dict, source: str) -> list[str]:
     name, tag = _split(entry["torchvision"])
     available = torchvision.models.list_models(module=torchvision.models)
     if name not in available:
-        close = difflib.get_close_matches(name, available, n=3)
-        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-        return [f"unknown torchvision classification model {name!r}{hint}"]
+        return [f"unknown torchvision classification model {name!r}{did_you_mean(name, available)}"]
     tags = list(torchvision.models.get_model_weights(name).__members__)
     if source == "hub" and tag is None:
         return [f"'{name}' has no weights tag; give it explicitly as '{name}.<WEIGHTS>'; available: {', '.join(tags)}"]
     if tag is not None and tag not in tags:
         return [f"unknown weights '{tag}' for torchvision model '{name}'; available: {', '.join(tags)}"]
     return []
-

@@ -4,7 +4,7 @@ import pytest
 import timm
 import torch
 
-from transferbench.datasets import DatasetSpec, make_split
+from transferbench.datasets import make_split
 from transferbench.feature_store import load_features, mismatches
 from transferbench.features import extract_to_hdf5, feature_attrs, mark_stale_features, stale_reasons
 from transferbench.models import ModelSpec, build_model

@@ -1,8 +1,6 @@
 """The tiny study end to end: real jobs, real files, the same code paths as the demo and the paper study."""
 
 import json
-import re
-import shutil
 
 import h5py
 import pandas as pd
