@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
-from .stats import bootstrap_r, logit, model_means, morey_intervals, pearson_r  # noqa: E402
+from .stats import SMALL_DATASET, bootstrap_r, logit, model_means, morey_intervals, pearson_r  # noqa: E402
 
 SINGLE_COLUMN, DOUBLE_COLUMN = 3.3, 6.9
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "p", "h", "*")
@@ -200,13 +200,14 @@ def plot_dataset_size(correlations: pd.DataFrame, out_pdf, out_png) -> None:
             part = size_rows[size_rows["subset"] == subset].set_index("mode").reindex(modes)
             x = np.arange(len(modes)) + (k - (len(subsets) - 1) / 2) * width
             err = np.vstack([part["r"] - part["ci_low"], part["ci_high"] - part["r"]]).clip(min=0)
-            ax.bar(x, part["r"], width, yerr=err, color=palette[k], capsize=1.5, error_kw={"lw": 0.6},
-                   label=subset.replace("n_train", "training examples "))
-        ax.set_xticks(range(len(modes)), [MODE_TITLES[m] for m in modes])
+            threshold = f"{SMALL_DATASET:,}"
+            label = f"< {threshold} training examples" if "<" in subset else f">= {threshold} training examples"
+            ax.bar(x, part["r"], width, yerr=err, color=palette[k], capsize=1.5, error_kw={"lw": 0.6}, label=label)
+        ax.set_xticks(range(len(modes)), [MODE_TITLES[m].replace(" ", "\n", 1) for m in modes])
         ax.axhline(0, color="0.3", lw=0.5)
-        ax.set_ylabel("r (ImageNet top-1 vs transfer log odds)")
-        if subsets:
-            ax.legend(frameon=False)
+        ax.set_ylabel("r (ImageNet top-1 vs\ntransfer log odds)")
+        if subsets:  # above the axes: inside, it would cover the bars
+            ax.legend(frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(subsets))
         else:
             ax.text(0.5, 0.5, "all datasets on one side of 10,000 examples", transform=ax.transAxes, ha="center")
         fig.tight_layout()
