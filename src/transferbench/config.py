@@ -103,11 +103,28 @@ def validate_config(config: dict, schema_path=SCHEMA, cross_references: bool = T
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     problems = [_describe(e) for e in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path)))]
+    if not problems:
+        problems = _fill_dataset_metrics(config)
     if not problems and cross_references:
         problems = _cross_reference_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
     return config
+
+
+def _fill_dataset_metrics(config: dict) -> list[str]:
+    """The paper's datasets default to the paper's metric (Table 1); every other source must name one."""
+    from .paper_datasets import PAPER_DATASETS
+
+    problems = []
+    for name, entry in config["datasets"].items():
+        if "metric" not in entry:
+            if entry["source"] in PAPER_DATASETS:
+                entry["metric"] = PAPER_DATASETS[entry["source"]].metric
+            else:
+                problems.append(f"config key 'datasets.{name}.metric': required for source '{entry['source']}'; "
+                                "valid choices: top1, mean_per_class, map_11point")
+    return problems
 
 
 def _cross_reference_problems(config: dict) -> list[str]:
@@ -119,7 +136,8 @@ def _cross_reference_problems(config: dict) -> list[str]:
     for name, entry in config["models"].items():
         if entry.get("pretrained") == "upstream" and "upstream" not in config:
             problems.append(f"config key 'models.{name}.pretrained': 'upstream' needs an 'upstream' section")
-        problems += [f"config key 'models.{name}': {p}" for p in model_problems(entry)]
+        problems += [f"config key 'models.{name}': {p}"
+                     for p in model_problems(entry, top1_measured="imagenet_val" in config)]
     for name, entry in config["datasets"].items():
         source = entry["source"]
         if source == "generated" and "generator" not in entry:

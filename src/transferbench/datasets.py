@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import write_json
+from .paper_datasets import PAPER_DATASETS, read_paper_dataset
 from .seeding import derive_seed
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 SPLITS = ("train", "val", "test")
@@ -28,19 +32,21 @@ SPLITS = ("train", "val", "test")
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
-    source: str  # 'sklearn_digits' | 'imagefolder' | 'generated' | 'csv'
+    source: str  # 'sklearn_digits' | 'imagefolder' | 'generated' | 'csv' | a paper dataset (paper_datasets)
     metric: str
-    root: str | None = None
+    root: str | None = None  # paper datasets: the data root holding each dataset's folder
     val_fraction: float = 0.2
     test_fraction: float = 0.3
     split_file: str | None = None  # csv: rows of path (relative to root), label, split
+    options: dict = field(default_factory=dict)  # paper datasets: partition, train_per_class, difficult
 
     @classmethod
     def from_config(cls, name: str, entry: dict, root: str | None = None) -> "DatasetSpec":
         """`root` is where the data lives for generated data (the workflow's output folder)."""
         return cls(name=name, source=entry["source"], metric=entry["metric"], root=root or entry.get("root"),
                    val_fraction=entry.get("val_fraction", 0.2), test_fraction=entry.get("test_fraction", 0.3),
-                   split_file=entry.get("split_file"))
+                   split_file=entry.get("split_file"),
+                   options={k: entry[k] for k in ("partition", "train_per_class", "difficult") if k in entry})
 
 
 @dataclass
@@ -50,7 +56,8 @@ class Split:
     dataset: str
     classes: list
     ids: dict  # split -> list of ids
-    labels: dict  # split -> list of int labels
+    labels: dict  # split -> list of int labels (multi-label data: lists of 0/1, one per class)
+    notes: dict = field(default_factory=dict)  # what the split left out and why (e.g. Birdsnap's lost images)
 
     @property
     def hash(self) -> str:
@@ -67,12 +74,12 @@ class Split:
 
     def save(self, path) -> None:
         write_json(path, {"dataset": self.dataset, "classes": self.classes, "ids": self.ids, "labels": self.labels,
-                          "sizes": self.sizes(), "n_train": self.n_train, "hash": self.hash})
+                          "sizes": self.sizes(), "n_train": self.n_train, "hash": self.hash, "notes": self.notes})
 
     @classmethod
     def load(cls, path) -> "Split":
         data = json.loads(Path(path).read_text())
-        split = cls(data["dataset"], data["classes"], data["ids"], data["labels"])
+        split = cls(data["dataset"], data["classes"], data["ids"], data["labels"], data.get("notes", {}))
         if split.hash != data["hash"]:
             raise ValueError(f"split file {path} is corrupt: its content does not match its hash; delete it to rebuild")
         return split
@@ -199,12 +206,27 @@ def digits_split(spec: DatasetSpec, seed: int) -> Split:
                  {k: labels[v].tolist() for k, v in parts.items()})
 
 
+def paper_split(spec: DatasetSpec, seed: int) -> Split:
+    """A dataset of the paper from its creators' files under the data root (paper_datasets), with the paper's split."""
+    classes, ids, labels, notes = read_paper_dataset(spec.source, spec.root, spec.options, seed)
+    expected = PAPER_DATASETS[spec.source]
+    if len(classes) != expected.classes:
+        log.warning("dataset '%s': %d classes, the paper's %s has %d", spec.name, len(classes), expected.title,
+                    expected.classes)
+    train_ids, train_labels = ids.pop("train"), np.array(labels.pop("train"))
+    split = _with_val_holdout(spec, seed, classes, ids, labels, train_ids, train_labels)
+    split.notes = notes
+    return split
+
+
 def make_split(spec: DatasetSpec, seed: int) -> Split:
+    if spec.source in PAPER_DATASETS:
+        return paper_split(spec, seed)
     if spec.source == "sklearn_digits":
         return digits_split(spec, seed)
     if spec.source in ("imagefolder", "generated"):
         return imagefolder_split(spec, seed)
     if spec.source == "csv":
         return csv_split(spec, seed)
-    raise ValueError(f"dataset '{spec.name}': unknown source {spec.source!r}; "
-                     "expected sklearn_digits, generated, imagefolder or csv")
+    raise ValueError(f"dataset '{spec.name}': unknown source {spec.source!r}; expected sklearn_digits, generated, "
+                     f"imagefolder, csv or one of the paper's: {', '.join(PAPER_DATASETS)}")

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.ops import roi_align
 
 from .datasets import DatasetSpec
+from .paper_datasets import CIFAR_FILES, cifar_image
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class DecodedImages(Dataset):
     def __init__(self, spec: DatasetSpec, ids: list, size: int, interpolation: str):
         self.spec, self.ids, self.size, self.interpolation = spec, ids, size, interpolation
         self._digits = None
+        self._cifar_batches = {}  # CIFAR: decoded pickled batches, by file
         if spec.source == "sklearn_digits":
             from sklearn.datasets import load_digits
 
@@ -59,6 +61,8 @@ class DecodedImages(Dataset):
     def _open(self, sample_id) -> Image.Image:
         if self._digits is not None:
             return Image.fromarray(self._digits[int(sample_id)]).convert("RGB")
+        if self.spec.source in CIFAR_FILES:
+            return Image.fromarray(cifar_image(Path(self.spec.root), self.spec.source, sample_id, self._cifar_batches))
         path = Path(self.spec.root) / sample_id
         try:
             with Image.open(path) as img:

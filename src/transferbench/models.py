@@ -122,10 +122,13 @@ def pretrained_cfg(spec: ModelSpec) -> dict:
     return dict(model.pretrained_cfg)
 
 
-def model_problems(entry: dict) -> list[str]:
+def model_problems(entry: dict, top1_measured: bool = False) -> list[str]:
     """What is wrong with a config model entry (empty when it is valid). Checks names against timm's registry
-    (torchvision's for torchvision entries)."""
+    (torchvision's for torchvision entries). `top1_measured`: the config has `imagenet_val`, so ImageNet top-1 is
+    measured and need not be given."""
     source = infer_weights_source(entry)
+    if top1_measured:
+        entry = {"imagenet_top1": None, **entry}
     if ("timm" in entry) == ("torchvision" in entry):
         return ["give exactly one of 'timm' (a timm name[.tag]) or 'torchvision' (a torchvision name[.WEIGHTS])"]
     if "torchvision" in entry:
@@ -150,12 +153,13 @@ def model_problems(entry: dict) -> list[str]:
             tags = timm.list_pretrained(f"{arch}.*")
             return [f"unknown pretrained tag '{entry['timm']}'; available: {', '.join(tags) or 'none'}"]
         if "imagenet_top1" not in entry:
-            return ["hub models need 'imagenet_top1' (percent), e.g. from timm's results table"]
+            return ["hub models need 'imagenet_top1' (percent), e.g. from timm's results table, or set imagenet_val "
+                    "to measure it"]
     if source == "checkpoint":
         if "checkpoint" not in entry:
             return ["'pretrained: checkpoint' needs a 'checkpoint' file"]
         if "imagenet_top1" not in entry:
-            return ["checkpoint models need 'imagenet_top1' (percent)"]
+            return ["checkpoint models need 'imagenet_top1' (percent), or set imagenet_val to measure it"]
     return []
 
 
