@@ -6,6 +6,7 @@ from functools import cache
 from types import SimpleNamespace
 
 from transferbench.config import grid_points, linear_grid, training_settings, upstream_settings
+from transferbench.paper_datasets import PAPER_DATASETS
 
 CONDA_ENV = "../../envs/transferbench.yaml"  # for --software-deployment-method conda (relative to rules/)
 MODELS = list(config["models"])
@@ -68,9 +69,13 @@ def image_cache(wc):
 
 
 def dataset_root(name):
+    """Where a dataset's files are: the workflow's own folder for generated data; the entry's root, else the
+    config's data_root for the paper's datasets (each in its own folder under it)."""
     entry = config["datasets"][name]
     if entry["source"] == "generated":
         return f"results/datasets/{name}"
+    if entry["source"] in PAPER_DATASETS:
+        return entry.get("root", config["data_root"])
     return entry.get("root")
 
 
@@ -97,17 +102,29 @@ def generator_params(wc):
     return config["datasets"][wc.dataset]["generator"]
 
 
-def run_settings(wc):
-    """The training settings of one run, without the grid: adding or removing a grid value then leaves the params
-    (a rerun trigger) of the points that stay unchanged, so only new points run."""
-    settings = training_settings(config, wc.mode, wc.dataset)
+# Cached per mode x dataset: the paper DAG asks for them once per grid job (21,504 times).
+@cache
+def mode_grid(mode, dataset):
+    """{point name: {'lr', 'weight_decay'}} of a mode on a dataset."""
+    return grid_points(config, mode, dataset)
+
+
+@cache
+def _settings_without_grid(mode, dataset):
+    settings = training_settings(config, mode, dataset)
     settings.pop("grid")
     return settings
 
 
+def run_settings(wc):
+    """The training settings of one run, without the grid: adding or removing a grid value then leaves the params
+    (a rerun trigger) of the points that stay unchanged, so only new points run."""
+    return _settings_without_grid(wc.mode, wc.dataset)
+
+
 def grid_files(wc):
     return expand("results/{mode}/{model}/{dataset}/grid/{point}.json", mode=wc.mode, model=wc.model,
-                  dataset=wc.dataset, point=grid_points(config, wc.mode, wc.dataset))
+                  dataset=wc.dataset, point=mode_grid(wc.mode, wc.dataset))
 
 
 def result_file(model, dataset, mode):

@@ -14,7 +14,7 @@ rule train_grid_point:
         model=model_params,
         dataset=dataset_params,
         settings=run_settings,
-        hparams=lambda wc: grid_points(config, wc.mode, wc.dataset)[wc.point],
+        hparams=lambda wc: mode_grid(wc.mode, wc.dataset)[wc.point],
         seed=config["seed"],
         checkpoint=lambda wc: f"results/{wc.mode}/{wc.model}/{wc.dataset}/grid/{wc.point}.ckpt",
     threads: 1
