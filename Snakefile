@@ -1,6 +1,7 @@
 # transferbench: do better ImageNet models transfer better? (Kornblith, Shlens & Le, CVPR 2019)
 # Default: the offline demo study (config/config.yaml). The paper: --configfile config/paper.yaml.
-# Stages, in data-flow order, one rules file each: data -> upstream -> features -> linear / train -> analysis.
+# Stages, in data-flow order, one rules file each: data -> upstream -> features -> linear / train -> (imagenet) ->
+# analysis; prefetch (run where there is internet) fetches hub weights and the paper's datasets beforehand.
 
 import os
 import sys
@@ -36,6 +37,10 @@ try:
                     cross_references=workflow.is_main_process)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
+if config["hub_offline"]:
+    # Jobs load hub weights from the caches `prefetch` filled and never download (compute nodes are often offline);
+    # huggingface_hub reads this when a job imports it. The prefetch job lifts it for itself.
+    os.environ["HF_HUB_OFFLINE"] = "1"
 # Canonical key order: every params slice built from the config is then independent of how the YAML is ordered.
 canonical_config = sorted_keys(config)
 config.clear()
@@ -51,7 +56,9 @@ include: "workflow/rules/upstream.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/linear.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/imagenet.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/prefetch.smk"
 
 
 rule all:

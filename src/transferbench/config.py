@@ -138,6 +138,9 @@ def _cross_reference_problems(config: dict) -> list[str]:
             problems.append(f"config key 'models.{name}.pretrained': 'upstream' needs an 'upstream' section")
         problems += [f"config key 'models.{name}': {p}"
                      for p in model_problems(entry, top1_measured="imagenet_val" in config)]
+    if config.get("imagenet_val") and not Path(config["imagenet_val"]).is_dir():
+        problems.append(f"config key 'imagenet_val': {config['imagenet_val']} is not a folder; expected "
+                        "<wnid>/<image>.JPEG class folders of the ImageNet validation set")
     for name, entry in config["datasets"].items():
         source = entry["source"]
         if source == "generated" and "generator" not in entry:

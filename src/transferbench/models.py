@@ -14,11 +14,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import huggingface_hub
 import timm
 from torch import nn
 
 from . import demo_models  # noqa: F401  (registers the demo architectures with timm)
 from .config import did_you_mean
+from .prefetch import PREFETCH_HINT
 from .torchvision_models import build_torchvision, torchvision_cfg, torchvision_problems
 
 log = logging.getLogger(__name__)
@@ -207,21 +209,45 @@ def build_model(spec: ModelSpec, num_classes: int, weights: bool = True, **overr
         try:
             return build_torchvision(spec.torchvision, num_classes, weights and spec.pretrained == "hub", load, **kwargs)
         except (OSError, RuntimeError) as error:
-            if weights and spec.pretrained == "hub":
+            if weights and spec.pretrained == "hub" and not isinstance(error, FileNotFoundError):
                 raise RuntimeError(f"could not load torchvision weights '{spec.torchvision}' for model '{spec.name}': "
-                                   f"{error}. On an offline node, fetch them first where there is internet "
-                                   "(see README: prefetch)") from error
+                                   f"{error}. On an offline node: {PREFETCH_HINT}") from error
             raise
     if weights and spec.pretrained == "hub":
         try:
             return timm.create_model(spec.timm, pretrained=True, num_classes=num_classes, **kwargs)
         except Exception as error:  # noqa: BLE001 - re-raised with what to do
-            raise RuntimeError(f"could not load hub weights '{spec.timm}' for model '{spec.name}': {error}. On an "
-                               "offline node, fetch them first where there is internet (see README: prefetch)") from error
+            hub = huggingface_hub.constants
+            raise RuntimeError(f"could not load hub weights '{spec.timm}' for model '{spec.name}' (Hugging Face cache "
+                               f"{hub.HF_HUB_CACHE}, offline: {hub.HF_HUB_OFFLINE}): {error}. "
+                               f"On an offline node: {PREFETCH_HINT}") from error
     model = timm.create_model(spec.arch, pretrained=False, **kwargs)
     if weights:
         if spec.checkpoint is None:
             raise ValueError(f"model '{spec.name}' has no weights: give a checkpoint or a hub tag")
         load_backbone_weights(model, spec.checkpoint)
     model.reset_classifier(num_classes)
+    return model
+
+
+def build_imagenet_classifier(spec: ModelSpec) -> nn.Module:
+    """The spec's model with its own ImageNet classifier kept (for measuring ImageNet top-1): hub weights as
+    published, or a checkpoint loaded whole (its head's width read from the checkpoint)."""
+    if spec.torchvision:
+        return build_torchvision(spec.torchvision, num_classes=None, hub_weights=spec.pretrained == "hub",
+                                 load_checkpoint=None if spec.pretrained == "hub"
+                                 else lambda model: model.load_state_dict(timm.models.load_state_dict(spec.checkpoint)),
+                                 **spec.kwargs)
+    if spec.pretrained == "hub":
+        return build_model(spec, num_classes=timm.models.get_pretrained_cfg(spec.timm).num_classes)
+    if spec.checkpoint is None or not Path(spec.checkpoint).is_file():
+        raise FileNotFoundError(f"model '{spec.name}': checkpoint {spec.checkpoint} does not exist")
+    state = timm.models.load_state_dict(str(spec.checkpoint))
+    probe = timm.create_model(spec.arch, pretrained=False, **spec.kwargs)
+    head = next((state[f"{p}weight"] for p in _classifier_prefixes(probe) if f"{p}weight" in state), None)
+    if head is None:
+        raise ValueError(f"checkpoint {spec.checkpoint} has no classifier ({', '.join(_classifier_prefixes(probe))}"
+                         "weight): ImageNet top-1 needs the checkpoint's own head")
+    model = timm.create_model(spec.arch, pretrained=False, num_classes=head.shape[0], **spec.kwargs)
+    model.load_state_dict(state)
     return model

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .prefetch import PREFETCH_HINT
 from .seeding import derive_seed
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
@@ -88,8 +89,7 @@ def require(path: Path, source: str) -> Path:
     """`path` if it exists, else a MissingDataError naming it, the expected layout and the prefetch command."""
     if not path.exists():
         d = PAPER_DATASETS[source]
-        how = ("run `snakemake --cores 1 prefetch` (with your --configfile) where there is internet"
-               if d.fetch in ("torchvision", "birdsnap image list") else d.fetch)
+        how = PREFETCH_HINT if d.fetch in ("torchvision", "birdsnap image list") else d.fetch
         raise MissingDataError(f"dataset {d.title} ({source}): {path} is missing; expected under the data root: "
                                f"{d.layout}; to fetch it: {how}")
     return path

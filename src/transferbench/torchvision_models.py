@@ -8,9 +8,13 @@ parameter names, so torchvision-format checkpoints load as they are.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from torch import nn
 
 from .config import did_you_mean
+from .prefetch import PREFETCH_HINT, hub_offline
 
 # torchvision's ImageClassification defaults (resize 256, crop 224, bilinear, ImageNet mean/std) for models
 # built without hub weights.
@@ -30,6 +34,19 @@ def _weights(name_tag: str):
     return torchvision.models.get_model_weights(name)[tag] if tag else None
 
 
+def weights_file(name_tag: str) -> Path:
+    """Where torchvision keeps the tag's weights once downloaded (torch.hub's checkpoint cache, $TORCH_HOME)."""
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(_weights(name_tag).url)
+
+
+def fetch_weights(name_tag: str) -> Path:
+    """Download the tag's weights into torchvision's cache (checking their hash); returns the file."""
+    _weights(name_tag).get_state_dict(progress=False, check_hash=True)
+    return weights_file(name_tag)
+
+
 def torchvision_cfg(name_tag: str) -> dict:
     """Preprocessing of the weights (their transforms), or torchvision's defaults without weights."""
     weights = _weights(name_tag)
@@ -46,9 +63,10 @@ def last_linear(model: nn.Module) -> tuple[str, nn.Linear]:
     return name, layer
 
 
-def build_torchvision(name_tag: str, num_classes: int, hub_weights: bool, load_checkpoint=None,
+def build_torchvision(name_tag: str, num_classes: int | None, hub_weights: bool, load_checkpoint=None,
                       **kwargs) -> nn.Module:
-    """The torchvision model with a `num_classes` head (0: identity, forward gives penultimate features).
+    """The torchvision model with a `num_classes` head (0: identity, forward gives penultimate features; None: its
+    own ImageNet head kept).
 
     hub_weights: load the tag's weights (torchvision's download cache; offline nodes need them prefetched).
     load_checkpoint(model): loads local weights into the model before its head is replaced.
@@ -56,12 +74,17 @@ def build_torchvision(name_tag: str, num_classes: int, hub_weights: bool, load_c
     import torchvision
 
     name, _ = _split(name_tag)
+    if hub_weights and hub_offline() and not weights_file(name_tag).is_file():
+        raise FileNotFoundError(f"torchvision weights '{name_tag}' are not in torchvision's cache "
+                                f"({weights_file(name_tag)}) and this job runs offline (HF_HUB_OFFLINE=1): "
+                                f"{PREFETCH_HINT}")
     model = torchvision.models.get_model(name, weights=_weights(name_tag) if hub_weights else None, **kwargs)
     head_name, head = last_linear(model)
     model.pretrained_cfg = {**torchvision_cfg(name_tag), "classifier": head_name, "architecture": name}
     if load_checkpoint is not None:
         load_checkpoint(model)
-    model.set_submodule(head_name, nn.Linear(head.in_features, num_classes) if num_classes else nn.Identity())
+    if num_classes is not None:
+        model.set_submodule(head_name, nn.Linear(head.in_features, num_classes) if num_classes else nn.Identity())
     model.num_features = head.in_features
     return model
 

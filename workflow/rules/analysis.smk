@@ -6,7 +6,7 @@ rule collect_results:
         results=[row["result"] for row in result_rows()],
         predictions=[row["predictions"] for row in result_rows()],
         splits=expand("results/splits/{dataset}.json", dataset=DATASETS),
-        top1=[upstream_weights(m).replace("weights.pth", "metrics.json") for m in UPSTREAM_MODELS],
+        top1=[top1_source(m) for m in MODELS if top1_source(m)],
     output:
         report("results/tables/results.csv", caption="../report/results_table.rst", category="Tables"),
     params:

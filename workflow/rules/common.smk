@@ -139,13 +139,23 @@ def predictions_file(model, dataset, mode):
     return f"results/{mode}/{model}/{dataset}/predictions.npz"
 
 
+def top1_source(model):
+    """The file holding a model's measured top-1: its upstream pretraining (demo), the ImageNet val measurement
+    (config imagenet_val), or None (the config's imagenet_top1)."""
+    if config["models"][model].get("pretrained") == "upstream":
+        return upstream_weights(model).replace("weights.pth", "metrics.json")
+    if config.get("imagenet_val"):
+        return f"results/imagenet/{model}.json"
+    return None
+
+
 def result_rows():
     """One row per model x dataset x mode: where its result is and where its ImageNet top-1 comes from."""
     rows = []
     for model in MODELS:
         entry = config["models"][model]
         top1 = entry.get("imagenet_top1")
-        top1_file = f"results/upstream/{model}/metrics.json" if entry.get("pretrained") == "upstream" else None
+        top1_file = top1_source(model)
         for dataset in DATASETS:
             for mode in config["modes"]:
                 rows.append({"model": model, "dataset": dataset, "mode": mode, "result": result_file(model, dataset, mode),

@@ -1,0 +1,146 @@
+"""The paper study: config/paper.yaml plans its full DAG offline; the paper's datasets, read from trees in their
+real layouts, run through the workflow (VOC 2007 multi-label included); prefetch reports what is in place and what
+is not; jobs run offline and name the prefetch command; a configured ImageNet val folder replaces the config's
+top-1 with a measured one."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import timm
+import torch
+import yaml
+
+from tests.paper_trees import write_dtd, write_voc2007
+from transferbench import demo_models  # noqa: F401  (registers tb_democnn)
+
+from .conftest import ROOT, snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+def job_counts(output: str) -> dict:
+    table = output[output.index("Job stats:"):]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
+
+
+def test_paper_dag_is_planned_offline_with_192_extractions_and_the_grid_jobs(tmp_path):
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch")}
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path / "run"),
+           "--configfile", str(ROOT / "config" / "paper.yaml"), "-n", "-q", "rules"]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - started
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    counts = job_counts(proc.stdout)
+    grid = 7 * 8  # the paper's grids: finetune 7 lr x 8 wd, scratch 7 lr x 8 wd (paper-facts.md)
+    assert counts["make_split"] == 12 and counts["extract_features"] == 16 * 12 == 192
+    assert counts["fit_linear_probe"] == 192
+    assert counts["train_grid_point"] == 16 * 12 * 2 * grid == 21504
+    assert counts["select_grid_point"] == counts["train_final"] == 16 * 12 * 2
+    assert counts["cache_images"] == 12 * 5  # one per dataset x storage size (224/0.875, 299/0.875, 0.8975, 331...)
+    # planning downloaded nothing: no weights, no data
+    assert not (tmp_path / "hf").exists() and not (tmp_path / "torch").exists()
+    assert not (tmp_path / "run" / "data").exists()
+    print(f"paper DAG dry run: {counts['total']} jobs in {seconds:.0f} s")
+
+
+def checkpoint_models(workdir) -> dict:
+    models = {}
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = timm.create_model("tb_democnn", width=4, depth=1, num_classes=3)
+        torch.save({"state_dict": model.state_dict()}, workdir / f"cnn{seed}.pth")
+        models[f"cnn{seed}"] = {"timm": "tb_democnn", "kwargs": {"width": 4, "depth": 1},
+                                "checkpoint": f"cnn{seed}.pth", "imagenet_top1": 50.0 + seed}
+    return models
+
+
+@pytest.fixture(scope="module")
+def paper_like(tmp_path_factory):
+    """Two checkpoint models on DTD and VOC 2007 in their real layouts under data_root, linear + finetune."""
+    workdir = tmp_path_factory.mktemp("paper_like")
+    (workdir / "config").mkdir()
+    write_dtd(workdir / "data")
+    write_voc2007(workdir / "data")
+    config = {"modes": ["linear", "finetune"], "data_root": "data", "models": checkpoint_models(workdir),
+              "datasets": {"dtd": {"source": "dtd"}, "voc": {"source": "voc2007"}},
+              "linear": {"num": 5, "wd_min": 1.0e-2, "wd_max": 1.0e+2},
+              "finetune": {"grid": {"lr": [0.01], "weight_decay": [1.0e-5]}, "steps": 4, "batch_size": 4,
+                           "checkpoint_every": 2, "num_workers": 0}}
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(workdir, "--cores", "2")
+    return workdir, config
+
+
+def test_paper_datasets_run_through_the_workflow_with_their_metrics(paper_like):
+    workdir, _ = paper_like
+    table = pd.read_csv(workdir / "results/tables/results.csv")
+    assert len(table) == 2 * 2 * 2
+    assert set(table[table.dataset == "voc"]["metric"]) == {"map_11point"}  # the paper's metric, by default
+    assert set(table[table.dataset == "dtd"]["metric"]) == {"top1"}
+    assert set(table[table.dataset == "dtd"]["n_train"]) == {12}  # DTD's train + val lists of partition 1
+    split = json.loads((workdir / "results/splits/voc.json").read_text())
+    assert split["sizes"] == {"train": 3, "val": 2, "test": 4} and len(split["labels"]["test"][0]) == 20
+    assert table["value"].between(0, 1).all()
+    assert (workdir / "results/figures/fig2_correlation.pdf").is_file()
+
+
+def test_prefetch_reports_what_is_in_place_and_names_what_is_not(paper_like):
+    workdir, config = paper_like
+    proc = snakemake(workdir, "--cores", "1", "prefetch", check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (workdir / "logs/prefetch.log").read_text()
+    assert "dtd: present under data" in log and "voc2007: present under data" in log
+    assert "cnn0: local checkpoint cnn0.pth" in log
+
+    missing = {**config, "datasets": {**config["datasets"], "cars": {"source": "stanford_cars"}}}
+    (workdir / "config" / "missing.yaml").write_text(yaml.safe_dump(missing))
+    proc = snakemake(workdir, "--cores", "1", "prefetch", "--configfile", str(workdir / "config/missing.yaml"),
+                     check=False)
+    assert proc.returncode != 0
+    log = (workdir / "logs/prefetch.log").read_text()
+    assert "prefetch could not get" in log and "cars: MissingDataError" in log and "by hand" in log
+
+
+def test_jobs_run_offline_and_name_the_prefetch_for_missing_hub_weights(paper_like, tmp_path):
+    workdir, config = paper_like
+    hub = {**config, "models": {"r18": {"timm": "resnet18.a1_in1k", "imagenet_top1": 71.5}}}
+    (workdir / "config" / "hub.yaml").write_text(yaml.safe_dump(hub))
+    env = {**os.environ, "HF_HOME": str(tmp_path / "empty_hf"), "HF_HUB_OFFLINE": "0"}  # the config wins
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "1",
+           "results/features/r18/dtd.h5", "--configfile", str(workdir / "config/hub.yaml")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert proc.returncode != 0
+    log = (workdir / "logs/extract_features/r18/dtd.log").read_text()
+    assert "could not load hub weights 'resnet18.a1_in1k'" in log and "offline: True" in log
+    assert "snakemake --cores 1 prefetch" in log
+    assert not (workdir / "results/features/r18/dtd.h5").exists()
+
+
+def test_imagenet_val_replaces_the_configured_top1_with_a_measured_one(paper_like):
+    workdir, config = paper_like
+    val = workdir / "imagenet_val"
+    for i, wnid in enumerate(("n01440764", "n01443537", "n01484850")):  # the checkpoints' heads have 3 classes
+        (val / wnid).mkdir(parents=True)
+        for j in range(2):
+            (val / wnid / f"ILSVRC2012_val_{i}{j}.JPEG").write_bytes(
+                next((workdir / "data/dtd/dtd/images/banded").iterdir()).read_bytes())
+    measured = {**config, "imagenet_val": "imagenet_val",
+                "models": {k: {kk: vv for kk, vv in v.items() if kk != "imagenet_top1"}
+                           for k, v in config["models"].items()}}
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(measured))
+    snakemake(workdir, "--cores", "2")
+    table = pd.read_csv(workdir / "results/tables/results.csv")
+    for model in ("cnn0", "cnn1"):
+        top1 = json.loads((workdir / f"results/imagenet/{model}.json").read_text())["top1"]
+        rows = table[table.model == model]["imagenet_top1"].tolist()
+        assert rows == pytest.approx([top1] * len(rows), abs=1e-3)  # the table keeps 6 digits
+        assert top1 in (0.0, 100 / 3, 200 / 3, 100.0)  # 3 classes x 2 identical images: whole classes right

@@ -1,0 +1,18 @@
+# Prefetch, run where there is internet (a login node): hub weights into the Hugging Face / torchvision caches and
+# the paper's datasets into data_root. Every other job runs with HF_HUB_OFFLINE=1 (config hub_offline) and names
+# what is missing. `snakemake --cores 1 prefetch [--configfile config/paper.yaml]`; no outputs: it checks and
+# fetches each time it is asked for, and skips what is already in place.
+
+
+rule prefetch:
+    localrule: True
+    params:
+        models={m: model_params(SimpleNamespace(model=m)) for m in MODELS},
+        datasets={d: config["datasets"][d] for d in DATASETS},
+        data_root=config["data_root"],
+    log:
+        "logs/prefetch.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/prefetch.py"
