@@ -45,7 +45,8 @@ def test_paper_dag_is_planned_offline_with_192_extractions_and_the_grid_jobs(tmp
     assert counts["fit_linear_probe"] == 192
     assert counts["train_grid_point"] == 16 * 12 * 2 * grid == 21504
     assert counts["select_grid_point"] == counts["train_final"] == 16 * 12 * 2
-    assert counts["cache_images"] == 12 * 5  # one per dataset x storage size (224/0.875, 299/0.875, 0.8975, 331...)
+    # images decoded once per dataset x storage size x interpolation: 256 px bilinear and bicubic, 341, 333, 363 px
+    assert counts["cache_images"] == 12 * 5
     # planning downloaded nothing: no weights, no data
     assert not (tmp_path / "hf").exists() and not (tmp_path / "torch").exists()
     assert not (tmp_path / "run" / "data").exists()
