@@ -13,7 +13,19 @@ Solver. J / n (same minimizer, better scaled) is minimized in float32 with torch
 search, on CPU or GPU alike. The loss and its gradient are computed by hand in blocks of rows, so memory stays
 bounded (a (block, K) logit matrix at a time) and no autograd graph is built. The path runs from the strongest
 regularization to the weakest, each fit warm-started from the previous solution. Selection picks the best
-validation metric; ties go to the stronger regularization. The chosen value is refit on train + val.
+validation metric; ties go to the stronger regularization. The chosen value is refit on train + val, starting
+from the path's solution at that value.
+
+Preconditioning, exact (the objective and its minimizer are unchanged). Penultimate CNN features are non-negative
+and strongly correlated, which makes the problem ill-conditioned in the raw coordinates. Because the bias is not
+penalized, the features can be centered (x - mu, the bias absorbing W^T mu); because ||W||^2 is invariant under
+rotations, they can be expressed in the eigenbasis U of their covariance (W = U W~). In that basis the Hessian of
+J / n is close to diagonal, about c * lambda_j + wd / n per direction (lambda_j the variance along it, c the
+curvature of the loss: 1/K for the multinomial, 1/4 for binary problems), and L-BFGS runs on W~ scaled by the
+inverse square root of that. Directions in which the training features do not vary at all (numerically: variance
+below 1e-10 of the largest, e.g. when there are fewer examples than dimensions) get no gradient but the penalty's,
+so their optimal weight is zero and they are dropped. `coef_` and `intercept_` are returned in the original
+coordinates. The stopping tolerance applies to this preconditioned gradient.
 """
 
 from __future__ import annotations
@@ -99,37 +111,44 @@ class LinearProbe:
         grad_b.div_(n)
         return loss, grad_W, grad_b
 
-    def _zeros(self, d: int, num_classes: int):
-        return torch.zeros(d, num_classes, device=self.device), torch.zeros(num_classes, device=self.device)
-
-    def _fit(self, X, y, num_classes: int, weight_decay: float, init=None, candidate=None,
+    def _fit(self, problem: "_Centered", weight_decay: float, init=None, candidate=None,
              tol: float | None = None) -> tuple[float, int]:
-        """Minimize J / n from `init` (or zeros); return (J / n, iterations).
+        """Minimize J / n from `init` (or zeros), both (W~, b~) in the problem's basis; return (J / n, iterations).
 
         `candidate` is an alternative start (the path's predictor step), used when it has the lower objective.
-        Stopping: sup |grad J/n| <= tol (default self.tol; scikit-learn's criterion on the same scale, its default
-        being 1e-4).
+        Stopping: sup |preconditioned grad J/n| <= tol (default self.tol).
         """
+        X, y = problem.X, problem.y
         if init is None:
-            init = self._zeros(X.shape[1], num_classes)
+            init, self.data_loss_ = problem.zeros(), None
         scale = weight_decay / (2 * X.shape[0])
         if candidate is not None:
-            values = [float(self._loss_and_grad(X, y, *start, scale)[0]) for start in (init, candidate)]
-            if values[1] < values[0]:
+            # J at the warm start needs no pass over the data: its data term is known from the previous fit
+            at_init = self.data_loss_ + scale * float(init[0].pow(2).sum())
+            if float(self._loss_and_grad(X, y, *candidate, scale)[0]) < at_init:
                 init = candidate
-        W, b = (t.clone() for t in init)
-        optimizer = torch.optim.LBFGS([W, b], lr=1, max_iter=self.max_iter, tolerance_grad=tol or self.tol,
+        s_W, s_b = problem.preconditioner(weight_decay)
+        V, c = init[0] / s_W, init[1] / s_b  # L-BFGS variables: W~ = s_W V, b~ = s_b c
+        optimizer = torch.optim.LBFGS([V, c], lr=1, max_iter=self.max_iter, tolerance_grad=tol or self.tol,
                                       tolerance_change=0, history_size=20, line_search_fn="strong_wolfe")
+        last = {}
 
         def closure():
-            loss, W.grad, b.grad = self._loss_and_grad(X, y, W, b, scale)
+            loss, grad_W, grad_b = self._loss_and_grad(X, y, V * s_W, c * s_b, scale)
+            last.update(V=V.clone(), c=c.clone(), loss=float(loss))
+            V.grad, c.grad = grad_W.mul_(s_W), grad_b.mul_(s_b)
             return float(loss)
 
         with torch.no_grad():
             optimizer.step(closure)
-            objective = float(self._loss_and_grad(X, y, W, b, scale)[0])
+            self.solution_ = (V * s_W, c * s_b)
+            if torch.equal(V, last["V"]) and torch.equal(c, last["c"]):  # ended where it last evaluated
+                objective = last["loss"]
+            else:
+                objective = float(self._loss_and_grad(X, y, *self.solution_, scale)[0])
+        self.data_loss_ = objective - scale * float(self.solution_[0].pow(2).sum())
         state = optimizer.state[optimizer._params[0]]
-        self.coef_, self.intercept_ = W, b
+        self.coef_, self.intercept_ = problem.to_original(*self.solution_)
         return objective, int(state.get("n_iter", 0))
 
     def decision_function(self, features) -> np.ndarray:
@@ -146,9 +165,10 @@ class LinearProbe:
             missing = sorted(set(range(num_classes)) - set(np.unique(train[1]).tolist()))
             if missing:
                 raise ValueError(f"classes {missing[:10]} have no training example; every class needs one")
-        X, y = self._tensors(*train)
+        start = time.perf_counter()
+        problem = self._path_problem = _Centered(*self._tensors(*train), num_classes, self.block_rows)
         result = PathResult([], [], [], [], [])
-        solution, previous, start = None, None, time.perf_counter()
+        solution, previous, self.path_solutions_ = None, None, {}
         for weight_decay in reversed(self.weight_decays):  # strongest first: warm starts move toward weaker L2
             t = time.perf_counter()
             predicted = None
@@ -156,26 +176,88 @@ class LinearProbe:
                 # Predictor step of path following: the grid is uniform in log(wd), so continue the last move.
                 # At weak L2 the solution drifts along a flat valley, where a plain warm start stalls.
                 predicted = tuple(2 * a - b for a, b in zip(solution, previous))
-            objective, iterations = self._fit(X, y, num_classes, weight_decay, solution, predicted)
-            previous, solution = solution, (self.coef_, self.intercept_)
+            objective, iterations = self._fit(problem, weight_decay, solution, predicted)
+            previous, solution = solution, self.solution_
+            self.path_solutions_[weight_decay] = (self.coef_, self.intercept_)
             value = metrics.score(metric, val[1], self.decision_function(val[0]))
             for key, v in zip(("weight_decays", "val_metric", "objective", "iterations", "fit_time_s"),
                               (weight_decay, value, objective, iterations, time.perf_counter() - t)):
                 getattr(result, key).append(v)
             log.info("wd %.3g: val %s %.4f, objective %.6g, %d iterations", weight_decay, metric, value, objective,
                      iterations)
+        problem.X = None  # only its basis is kept, for the refit
         result.curve_time_s = time.perf_counter() - start
         # Ties to the stronger regularization: the path is ordered strongest first, argmax takes the first maximum.
         result.chosen_weight_decay = result.weight_decays[int(np.argmax(result.val_metric))]
         return result
 
     def fit(self, train, weight_decay: float, num_classes: int | None = None) -> "LinearProbe":
-        """Fit one value on `train` = (features, labels) to `refit_tol`, from zeros."""
+        """Fit one value on `train` = (features, labels) to `refit_tol`. After `fit_path`, the path's solution at
+        this value is the start (the refit on train + val begins close to its optimum); otherwise zeros."""
         num_classes = num_classes or _num_classes(train[1])
         _check(train, "train", num_classes)
-        X, y = self._tensors(*train)
-        self.objective_, self.n_iter_ = self._fit(X, y, num_classes, weight_decay, tol=self.refit_tol)
+        problem = _Centered(*self._tensors(*train), num_classes, self.block_rows, getattr(self, "_path_problem", None))
+        start = getattr(self, "path_solutions_", {}).get(weight_decay)
+        init = problem.from_original(*start) if start is not None else None
+        self.objective_, self.n_iter_ = self._fit(problem, weight_decay, init, tol=self.refit_tol)
         return self
+
+
+class _Centered:
+    """Training data in the exact reparametrization of the module docstring: features centered, rotated into the
+    eigenbasis of their covariance, numerically null directions dropped; with the maps between (W~, b~) in this
+    basis and (coef, intercept) in the original one, and the diagonal preconditioner."""
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, num_classes: int, block_rows: int = BLOCK_ROWS,
+                 like: "_Centered | None" = None):
+        """`like`: reuse that problem's basis (exact for any data when it dropped no direction)."""
+        n, d = X.shape
+        self.y, self.num_classes = y, num_classes
+        # curvature of the loss per unit of feature variance: softmax at uniform p (1/K), or a logistic at p = 1/2
+        self.curvature = 0.25 if y.ndim == 2 else 1.0 / num_classes
+        if like is not None and like.complete:
+            self.mean, self.rotation, self.variance, self.complete = like.mean, like.rotation, like.variance, True
+            self.X = self._rotated(X, block_rows)
+            return
+        self.mean = X.mean(0)
+        gram_of_rows = n < d  # few examples: eigenvectors from the n x n Gram matrix (rank <= n - 1)
+        size = n if gram_of_rows else d
+        second = torch.zeros(size, size, dtype=torch.float64, device=X.device)
+        for start in range(0, n, block_rows):
+            Xb = (X[start:start + block_rows] - self.mean).double()
+            if gram_of_rows:
+                second[start:start + len(Xb)] = Xb @ (X - self.mean).double().T
+            else:
+                second += Xb.T @ Xb
+        variance, vectors = torch.linalg.eigh(second / n)
+        keep = variance > 1e-10 * variance[-1].clamp(min=1e-30)
+        variance, vectors = variance[keep], vectors[:, keep]
+        if gram_of_rows:  # left singular vectors -> right: u = Xc^T v / sqrt(n lambda)
+            vectors = (X - self.mean).double().T @ vectors / torch.sqrt(n * variance)
+        self.rotation = vectors.float()  # (d, r)
+        self.variance = variance.float()  # (r,)
+        self.complete = self.rotation.shape[1] == d  # no direction dropped: the basis serves any data exactly
+        self.X = self._rotated(X, block_rows)
+
+    def _rotated(self, X, block_rows):
+        return torch.cat([(X[s:s + block_rows] - self.mean) @ self.rotation for s in range(0, len(X), block_rows)])
+
+    def zeros(self):
+        r, K = self.rotation.shape[1], self.num_classes
+        return torch.zeros(r, K, device=self.X.device), torch.zeros(K, device=self.X.device)
+
+    def preconditioner(self, weight_decay: float):
+        """Per-direction scales of W~ (r, 1) and of b~: the inverse square root of the Hessian's diagonal estimate."""
+        penalty = weight_decay / self.X.shape[0]
+        s_W = torch.rsqrt(self.curvature * self.variance + penalty)[:, None]
+        return s_W, torch.tensor(self.curvature ** -0.5, device=self.X.device)
+
+    def to_original(self, W, b):
+        coef = self.rotation @ W
+        return coef, b - self.mean @ coef
+
+    def from_original(self, coef, intercept):
+        return self.rotation.T @ coef, intercept + self.mean @ coef
 
 
 def _num_classes(*label_arrays) -> int:

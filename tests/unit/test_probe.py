@@ -119,3 +119,21 @@ def test_objective_matches_sklearn_on_cnn_features_of_real_images():
         assert (ours.objective_ - theirs) / theirs <= 1e-4
         accuracy_gap = abs(np.mean(ours.decision_function(features).argmax(1) == y) - ref.score(features, y))
         assert accuracy_gap <= 0.002
+
+
+def test_fewer_examples_than_dimensions_drop_only_null_directions_exactly():
+    """n < d (small datasets, wide features): the solver works in the span of the centered training features, where
+    the optimum lies; the objective and predictions match scikit-learn's tight fit in the original coordinates."""
+    rng = np.random.default_rng(3)
+    n, d, K, wd = 60, 300, 4, 0.5
+    centers = rng.normal(size=(K, d))
+    y = np.arange(n) % K
+    X = np.maximum(0, centers[y] + rng.normal(size=(n, d))).astype(np.float32)  # non-negative, like ReLU features
+    ours = LinearProbe([wd], tol=1e-7).fit((X, y), wd)
+    ref = LogisticRegression(C=1 / wd, tol=1e-10, max_iter=10000).fit(X.astype(np.float64), y)
+    theirs = sklearn_objective(ref, X.astype(np.float64), y, wd)
+    assert abs(ours.objective_ - theirs) / theirs <= 1e-4
+    assert ours.coef_.shape == (d, K)
+    test = np.maximum(0, centers[np.arange(40) % K] + rng.normal(size=(40, d))).astype(np.float32)
+    assert np.abs(ours.decision_function(test) - ref.decision_function(test)).max() <= 1e-2 * np.abs(
+        ref.decision_function(test)).max()
