@@ -115,3 +115,31 @@ def test_training_crop_of_the_full_image_is_a_resize():
     out = pre.training(image, (1.0, 1.0), flip=False, seed=0)  # scale 1 with a square image: the whole image
     expected = torch.nn.functional.avg_pool2d(image.float(), 2)  # 2x downscale with area averaging
     torch.testing.assert_close(out, expected)
+
+
+def test_crop_and_resize_samples_like_roi_align_with_adaptive_area_averaging():
+    from torchvision.ops import roi_align
+
+    from transferbench.images import crop_and_resize
+
+    rng = np.random.default_rng(1)
+    images = torch.as_tensor(rng.integers(0, 256, (6, 3, 40, 40)), dtype=torch.float32)
+    # boxes smaller than the output (upsampling), about its size, and 2-3x larger in both sides (area averaging)
+    boxes = torch.tensor([[3, 5, 13, 17], [0, 0, 16, 16], [10, 2, 26, 18], [0, 0, 40, 40], [4, 6, 37, 38],
+                          [1.5, 2.5, 35.5, 34.5]], dtype=torch.float32)
+    ours = crop_and_resize(images, boxes, 16)
+    rois = torch.cat([torch.arange(6).unsqueeze(1).float(), boxes], dim=1)
+    reference = roi_align(images, rois, output_size=16, sampling_ratio=-1, aligned=True)
+    torch.testing.assert_close(ours, reference, atol=1e-3, rtol=1e-5)
+
+
+def test_mirrored_crops_are_the_flipped_crops():
+    from transferbench.images import crop_and_resize
+
+    rng = np.random.default_rng(2)
+    images = torch.as_tensor(rng.integers(0, 256, (4, 3, 40, 40)), dtype=torch.float32)
+    boxes = torch.tensor([[3, 5, 13, 17], [0, 0, 40, 40], [4, 6, 37, 38], [1.5, 2.5, 35.5, 34.5]])
+    mirror = torch.tensor([True, False, True, True])
+    plain, mirrored = crop_and_resize(images, boxes, 16), crop_and_resize(images, boxes, 16, mirror)
+    torch.testing.assert_close(mirrored, torch.where(mirror.view(-1, 1, 1, 1), plain.flip(-1), plain), atol=1e-3,
+                               rtol=1e-5)  # float32 sums in another order
