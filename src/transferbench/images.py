@@ -9,6 +9,7 @@ convention) and centre-cropped to a square of that size, kept as uint8. From tha
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -21,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .datasets import DatasetSpec
 from .paper_datasets import CIFAR_FILES, cifar_image
+from .seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -108,20 +110,37 @@ class Preprocessing:
         crop = batch[..., offset:offset + self.resolution, offset:offset + self.resolution]
         return self._normalize(crop.to(torch.float32, copy=True))
 
-    def training(self, batch: torch.Tensor, crop_scale, flip: bool, seed: int) -> torch.Tensor:
+    def training(self, batch: torch.Tensor, crop_scale, flip: bool, seed: int, step: int = 0) -> torch.Tensor:
         """Random-resized-crop to the model's resolution (torchvision's box distribution: area fraction uniform in
         `crop_scale`, log aspect ratio uniform in [3/4, 4/3], 10 tries then a centre crop) and an optional
         horizontal flip, then normalize.
 
         The whole batch is cropped and resized at once (crop_and_resize: bilinear, area-averaging when a box is
         larger than the output, like an antialiased resize); per-image transforms in Python cost more than the
-        forward pass of small models. The draws come from a numpy generator seeded with `seed` (derived from the
-        step), so a resumed job replays exactly the augmentations an uninterrupted one would have drawn.
+        forward pass of small models. The draws of `step` depend on (seed, step) only (crop_draws), so a resumed
+        job replays exactly the augmentations an uninterrupted one would have drawn.
         """
-        rng = np.random.default_rng(seed)
-        boxes = random_resized_crop_boxes(len(batch), batch.shape[-2], batch.shape[-1], crop_scale, rng)
-        mirror = rng.random(len(batch)) < 0.5 if flip else None
+        boxes, mirror = crop_draws(seed, step, len(batch), batch.shape[-2], batch.shape[-1], tuple(crop_scale), flip)
         return self._normalize(crop_and_resize(batch.float(), boxes, self.resolution, mirror))
+
+
+DRAWS_PER_CHUNK = 64  # steps whose crops are drawn in one vectorized call
+
+
+def crop_draws(seed: int, step: int, n: int, height: int, width: int, crop_scale: tuple, flip: bool):
+    """(boxes (n, 4), mirror (n,) bool or None) of one training step. Drawn 64 steps at a time from a generator
+    seeded by (seed, chunk): one numpy call instead of 64 (per-step draws cost as much as the forward pass of the
+    smallest models), and still a function of (seed, step) alone."""
+    chunk, offset = divmod(step, DRAWS_PER_CHUNK)
+    boxes, mirror = _chunk_draws(seed, chunk, n, height, width, crop_scale, flip)
+    return boxes[offset * n:(offset + 1) * n], (mirror[offset * n:(offset + 1) * n] if flip else None)
+
+
+@functools.lru_cache(maxsize=2)
+def _chunk_draws(seed, chunk, n, height, width, crop_scale, flip):
+    rng = np.random.default_rng(derive_seed(seed, "augment", chunk))
+    boxes = random_resized_crop_boxes(n * DRAWS_PER_CHUNK, height, width, crop_scale, rng)
+    return boxes, rng.random(n * DRAWS_PER_CHUNK) < 0.5
 
 
 def crop_and_resize(images: torch.Tensor, boxes: torch.Tensor, size: int, mirror=None) -> torch.Tensor:

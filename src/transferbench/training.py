@@ -165,8 +165,7 @@ def train_classifier(model: nn.Module, train_images: torch.Tensor, train_labels:
         while state["step"] < steps:
             step = state["step"]
             index = batch_indices(step, batch_size, n, seed)
-            inputs = preprocessing.training(train_images[index], settings["crop_scale"], settings["flip"],
-                                            derive_seed(seed, "augment", step))
+            inputs = preprocessing.training(train_images[index], settings["crop_scale"], settings["flip"], seed, step)
             with autocast(device):
                 loss = classification_loss(model(to_device(inputs, device)), labels[index].to(device))
             loss_value = float(loss.detach())

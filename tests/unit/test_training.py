@@ -143,3 +143,14 @@ def test_mirrored_crops_are_the_flipped_crops():
     plain, mirrored = crop_and_resize(images, boxes, 16), crop_and_resize(images, boxes, 16, mirror)
     torch.testing.assert_close(mirrored, torch.where(mirror.view(-1, 1, 1, 1), plain.flip(-1), plain), atol=1e-3,
                                rtol=1e-5)  # float32 sums in another order
+
+
+def test_crop_draws_of_a_step_depend_on_seed_and_step_only():
+    from transferbench.images import _chunk_draws, crop_draws
+
+    sequence = [crop_draws(3, step, 8, 40, 40, (0.08, 1.0), True) for step in range(60, 70)]
+    _chunk_draws.cache_clear()  # a resumed job starts with nothing cached
+    boxes, mirror = crop_draws(3, 66, 8, 40, 40, (0.08, 1.0), True)
+    assert torch.equal(boxes, sequence[6][0]) and np.array_equal(mirror, sequence[6][1])
+    assert not torch.equal(sequence[3][0], sequence[4][0])  # steps 63 and 64 straddle two chunks: still differ
+    assert not torch.equal(crop_draws(4, 66, 8, 40, 40, (0.08, 1.0), True)[0], boxes)
