@@ -78,6 +78,8 @@ class LinearProbe:
         self.device = pick_device(device)
         self.coef_: torch.Tensor | None = None  # (d, K)
         self.intercept_: torch.Tensor | None = None  # (K,)
+        self.chosen_start_: tuple | None = None  # (weight decay, coef, intercept) chosen by fit_path: the refit's start
+        self._path_problem: _Centered | None = None  # fit_path's basis, reused by the refit when exact
 
     def _tensors(self, features, labels):
         X = torch.as_tensor(np.asarray(features, dtype=np.float32), device=self.device)
@@ -167,8 +169,9 @@ class LinearProbe:
                 raise ValueError(f"classes {missing[:10]} have no training example; every class needs one")
         start = time.perf_counter()
         problem = self._path_problem = _Centered(*self._tensors(*train), num_classes, self.block_rows)
+        self.chosen_start_ = None
         result = PathResult([], [], [], [], [])
-        solution, previous, self.path_solutions_ = None, None, {}
+        solution, previous = None, None
         for weight_decay in reversed(self.weight_decays):  # strongest first: warm starts move toward weaker L2
             t = time.perf_counter()
             predicted = None
@@ -178,8 +181,9 @@ class LinearProbe:
                 predicted = tuple(2 * a - b for a, b in zip(solution, previous))
             objective, iterations = self._fit(problem, weight_decay, solution, predicted)
             previous, solution = solution, self.solution_
-            self.path_solutions_[weight_decay] = (self.coef_, self.intercept_)
             value = metrics.score(metric, val[1], self.decision_function(val[0]))
+            if not result.val_metric or value > max(result.val_metric):  # the choice so far (ties: stronger L2)
+                self.chosen_start_ = (weight_decay, self.coef_, self.intercept_)
             for key, v in zip(("weight_decays", "val_metric", "objective", "iterations", "fit_time_s"),
                               (weight_decay, value, objective, iterations, time.perf_counter() - t)):
                 getattr(result, key).append(v)
@@ -196,9 +200,9 @@ class LinearProbe:
         this value is the start (the refit on train + val begins close to its optimum); otherwise zeros."""
         num_classes = num_classes or _num_classes(train[1])
         _check(train, "train", num_classes)
-        problem = _Centered(*self._tensors(*train), num_classes, self.block_rows, getattr(self, "_path_problem", None))
-        start = getattr(self, "path_solutions_", {}).get(weight_decay)
-        init = problem.from_original(*start) if start is not None else None
+        problem = _Centered(*self._tensors(*train), num_classes, self.block_rows, self._path_problem)
+        start = self.chosen_start_
+        init = problem.from_original(*start[1:]) if start is not None and start[0] == weight_decay else None
         self.objective_, self.n_iter_ = self._fit(problem, weight_decay, init, tol=self.refit_tol)
         return self
 
