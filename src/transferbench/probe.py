@@ -196,8 +196,8 @@ class LinearProbe:
         return result
 
     def fit(self, train, weight_decay: float, num_classes: int | None = None) -> "LinearProbe":
-        """Fit one value on `train` = (features, labels) to `refit_tol`. After `fit_path`, the path's solution at
-        this value is the start (the refit on train + val begins close to its optimum); otherwise zeros."""
+        """Fit one value on `train` = (features, labels) to `refit_tol`. At the value `fit_path` chose, the path's
+        solution there is the start (the refit on train + val begins close to its optimum); otherwise zeros."""
         num_classes = num_classes or _num_classes(train[1])
         _check(train, "train", num_classes)
         problem = _Centered(*self._tensors(*train), num_classes, self.block_rows, self._path_problem)
