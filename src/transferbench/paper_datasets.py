@@ -28,6 +28,7 @@ from .seeding import derive_seed
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
                "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
+VOC_INDEX = {c: i for i, c in enumerate(VOC_CLASSES)}
 
 
 class MissingDataError(FileNotFoundError):
@@ -97,6 +98,14 @@ def require(path: Path, source: str) -> Path:
 
 def _lines(path: Path, source: str) -> list[str]:
     return [line.strip() for line in require(path, source).read_text().splitlines() if line.strip()]
+
+
+def _class_index(index: dict, name: str, where) -> int:
+    """index[name], or an error naming the file, the unknown class and a few known ones."""
+    if name not in index:
+        raise ValueError(f"{where}: class {name!r} is not among the dataset's {len(index)} classes "
+                         f"(e.g. {', '.join(list(index)[:3])}); the files do not belong together")
+    return index[name]
 
 
 def _relative(root: Path, path: Path) -> str:
@@ -192,9 +201,10 @@ def read_sun397(root: Path, options: dict):
     index = {c: i for i, c in enumerate(classes)}
     ids, labels = {}, {}
     for split, name in (("train", "Training"), ("test", "Testing")):
-        listed = _lines(base / "Partitions" / f"{name}_{k:02d}.txt", "sun397")
+        listing = base / "Partitions" / f"{name}_{k:02d}.txt"
+        listed = _lines(listing, "sun397")
         ids[split] = [f"SUN397/{p.lstrip('/')}" for p in listed]
-        labels[split] = [index[p.lstrip("/").rsplit("/", 1)[0]] for p in listed]
+        labels[split] = [_class_index(index, p.lstrip("/").rsplit("/", 1)[0], listing) for p in listed]
     return classes, ids, labels
 
 
@@ -220,9 +230,10 @@ def read_fgvc_aircraft(root: Path, options: dict):
     index = {c: i for i, c in enumerate(classes)}
     ids, labels = {}, {}
     for split in ("train", "val", "test"):
-        pairs = [line.split(" ", 1) for line in _lines(base / f"images_variant_{split}.txt", "fgvc_aircraft")]
+        listing = base / f"images_variant_{split}.txt"
+        pairs = [line.split(" ", 1) for line in _lines(listing, "fgvc_aircraft")]
         ids[split] = [f"fgvc-aircraft-2013b/data/images/{image}.jpg" for image, _ in pairs]
-        labels[split] = [index[variant] for _, variant in pairs]
+        labels[split] = [_class_index(index, variant, listing) for _, variant in pairs]
     return classes, ids, labels
 
 
@@ -235,7 +246,7 @@ def voc_labels(annotation: Path, difficult: str) -> list[int]:
         hard = (obj.findtext("difficult") or "0").strip() == "1"
         if hard and difficult == "ignore":
             continue
-        vector[VOC_CLASSES.index(obj.findtext("name").strip())] = 1
+        vector[_class_index(VOC_INDEX, obj.findtext("name").strip(), annotation)] = 1
     return vector
 
 

@@ -138,3 +138,16 @@ def test_missing_data_names_the_file_the_layout_and_the_fetch(tmp_path, source):
     message = str(error.value)
     assert str(tmp_path) in message and "expected under the data root" in message
     assert ("prefetch" in message) or ("by hand" in message and source == "stanford_cars")
+
+
+def test_a_class_the_dataset_does_not_know_names_the_file(tmp_path):
+    WRITERS["voc2007"](tmp_path)
+    xml = tmp_path / "VOCdevkit/VOC2007/Annotations/000002.xml"
+    xml.write_text(xml.read_text().replace("<name>train</name>", "<name>tram</name>"))
+    with pytest.raises(ValueError, match=r"000002.xml: class 'tram' is not among the dataset's 20 classes"):
+        split_of("voc2007", tmp_path)
+    WRITERS["fgvc_aircraft"](tmp_path)
+    listing = tmp_path / "fgvc-aircraft-2013b/data/images_variant_test.txt"
+    listing.write_text(listing.read_text().replace("A340-500", "A380"))
+    with pytest.raises(ValueError, match=r"images_variant_test.txt: class 'A380'"):
+        split_of("fgvc_aircraft", tmp_path)
