@@ -118,11 +118,12 @@ def read_food101(root: Path, options: dict):
     base = root / "food-101"
     ids, labels, classes = {}, {}, None
     for split in ("train", "test"):
-        listing = json.loads(require(base / "meta" / f"{split}.json", "food101").read_text())
+        path = require(base / "meta" / f"{split}.json", "food101")
+        listing = json.loads(path.read_text())
         classes = classes or sorted(listing)
         index = {c: i for i, c in enumerate(classes)}
         ids[split] = [f"food-101/images/{stem}.jpg" for c in sorted(listing) for stem in listing[c]]
-        labels[split] = [index[c] for c in sorted(listing) for _ in listing[c]]
+        labels[split] = [_class_index(index, c, path) for c in sorted(listing) for _ in listing[c]]
     return classes, ids, labels
 
 
@@ -187,7 +188,7 @@ def read_birdsnap(root: Path, options: dict):
             missing[split].append(path)
             continue
         ids[split].append(f"birdsnap/download/images/{path}")
-        labels[split].append(index[int(fields[species_col])])
+        labels[split].append(_class_index(index, int(fields[species_col]), base / "images.txt"))
     notes = {"listed": {s: len(ids[s]) + len(missing[s]) for s in ids}, "missing": {s: len(missing[s]) for s in ids},
              "missing_images": sorted(missing["train"] + missing["test"])}
     return classes, ids, labels, notes
@@ -270,7 +271,8 @@ def read_dtd(root: Path, options: dict):
     classes = sorted({p.split("/")[0] for p in listed["train"]})
     index = {c: i for i, c in enumerate(classes)}
     ids = {s: [f"dtd/dtd/images/{p}" for p in paths] for s, paths in listed.items()}
-    labels = {s: [index[p.split("/")[0]] for p in paths] for s, paths in listed.items()}
+    labels = {s: [_class_index(index, p.split("/")[0], base / "labels" / f"{s}{k}.txt") for p in paths]
+              for s, paths in listed.items()}
     return classes, ids, labels
 
 
