@@ -104,7 +104,7 @@ def _class_index(index: dict, name: str, where) -> int:
     """index[name], or an error naming the file, the unknown class and a few known ones."""
     if name not in index:
         raise ValueError(f"{where}: class {name!r} is not among the dataset's {len(index)} classes "
-                         f"(e.g. {', '.join(list(index)[:3])}); the files do not belong together")
+                         f"(e.g. {', '.join(map(str, list(index)[:3]))}); the files do not belong together")
     return index[name]
 
 

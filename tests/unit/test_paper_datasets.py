@@ -151,3 +151,8 @@ def test_a_class_the_dataset_does_not_know_names_the_file(tmp_path):
     listing.write_text(listing.read_text().replace("A340-500", "A380"))
     with pytest.raises(ValueError, match=r"images_variant_test.txt: class 'A380'"):
         split_of("fgvc_aircraft", tmp_path)
+    write_birdsnap(tmp_path)
+    images = tmp_path / "birdsnap/images.txt"
+    images.write_text(images.read_text().replace("\t3\t1\t1\t9\t9", "\t9\t1\t1\t9\t9", 1))
+    with pytest.raises(ValueError, match=r"images.txt: class 9 is not among the dataset's 3 classes \(e.g. 1, 2, 3\)"):
+        split_of("birdsnap", tmp_path)
