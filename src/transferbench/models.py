@@ -165,26 +165,31 @@ def model_problems(entry: dict, top1_measured: bool = False) -> list[str]:
     return []
 
 
-def _classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
-    names = model.pretrained_cfg.get("classifier", "head")
+def _classifier_prefixes(cfg: dict) -> tuple[str, ...]:
+    """'name.' of the classifier module(s) named by a pretrained config."""
+    names = cfg.get("classifier", "head")
     names = (names,) if isinstance(names, str) else tuple(names)
     return tuple(f"{n}." for n in names)
 
 
-def load_backbone_weights(model: nn.Module, checkpoint) -> None:
-    """Load a checkpoint file into `model`, all weights but the classifier (whose classes differ downstream).
-
-    Uses timm's own loader (handles 'state_dict' / 'model' wrappers and 'module.' prefixes). Every backbone weight
-    must be present: a checkpoint of another architecture fails loudly instead of leaving random weights.
-    """
+def read_checkpoint(checkpoint) -> dict:
+    """A checkpoint file's state dict, through timm's own loader (handles 'state_dict' / 'model' wrappers and
+    'module.' prefixes); a missing or unreadable file is a clear error."""
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint file {checkpoint} does not exist (config key models.<name>.checkpoint)")
     try:
-        state = timm.models.load_state_dict(str(checkpoint))
+        return timm.models.load_state_dict(str(checkpoint))
     except Exception as error:  # torch.load raises several types for files that are not checkpoints
         raise ValueError(f"checkpoint {checkpoint} could not be read as a PyTorch or safetensors state dict: "
                          f"{type(error).__name__}: {error}") from error
-    prefixes = _classifier_prefixes(model)
+
+
+def load_backbone_weights(model: nn.Module, checkpoint) -> None:
+    """Load a checkpoint file into `model`, all weights but the classifier (whose classes differ downstream).
+    Every backbone weight must be present: a checkpoint of another architecture fails loudly instead of leaving
+    random weights."""
+    state = read_checkpoint(checkpoint)
+    prefixes = _classifier_prefixes(model.pretrained_cfg)
     state = {k: v for k, v in state.items() if not k.startswith(prefixes)}
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith(prefixes)]
@@ -236,18 +241,16 @@ def build_imagenet_classifier(spec: ModelSpec) -> nn.Module:
     if spec.torchvision:
         return build_torchvision(spec.torchvision, num_classes=None, hub_weights=spec.pretrained == "hub",
                                  load_checkpoint=None if spec.pretrained == "hub"
-                                 else lambda model: model.load_state_dict(timm.models.load_state_dict(spec.checkpoint)),
+                                 else lambda model: model.load_state_dict(read_checkpoint(spec.checkpoint)),
                                  **spec.kwargs)
     if spec.pretrained == "hub":
         return build_model(spec, num_classes=timm.models.get_pretrained_cfg(spec.timm).num_classes)
-    if spec.checkpoint is None or not Path(spec.checkpoint).is_file():
-        raise FileNotFoundError(f"model '{spec.name}': checkpoint {spec.checkpoint} does not exist")
-    state = timm.models.load_state_dict(str(spec.checkpoint))
-    probe = timm.create_model(spec.arch, pretrained=False, **spec.kwargs)
-    head = next((state[f"{p}weight"] for p in _classifier_prefixes(probe) if f"{p}weight" in state), None)
+    state = read_checkpoint(spec.checkpoint)
+    prefixes = _classifier_prefixes(pretrained_cfg(spec))
+    head = next((state[f"{p}weight"] for p in prefixes if f"{p}weight" in state), None)
     if head is None:
-        raise ValueError(f"checkpoint {spec.checkpoint} has no classifier ({', '.join(_classifier_prefixes(probe))}"
-                         "weight): ImageNet top-1 needs the checkpoint's own head")
+        raise ValueError(f"checkpoint {spec.checkpoint} has no classifier ({', '.join(prefixes)}weight): ImageNet "
+                         "top-1 needs the checkpoint's own head")
     model = timm.create_model(spec.arch, pretrained=False, num_classes=head.shape[0], **spec.kwargs)
     model.load_state_dict(state)
     return model

@@ -19,6 +19,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .atomic import atomic_path
+
 log = logging.getLogger(__name__)
 
 PREFETCH_HINT = "run `snakemake --cores 1 prefetch` (with your --configfile) where there is internet"
@@ -35,8 +37,9 @@ def fetch_model(spec) -> str:
     """Download a model's hub weights into the library's cache (nothing to do for checkpoints); returns a line
     saying what was done."""
     if spec.pretrained == "checkpoint":
-        if not Path(spec.checkpoint).is_file():
-            raise FileNotFoundError(f"model '{spec.name}': checkpoint {spec.checkpoint} does not exist")
+        from .models import read_checkpoint
+
+        read_checkpoint(spec.checkpoint)  # there and readable
         return f"{spec.name}: local checkpoint {spec.checkpoint}"
     if spec.pretrained != "hub":
         return f"{spec.name}: weights made by the workflow"
@@ -119,10 +122,8 @@ def _fetch_one(url: str, md5: str, dest: Path, timeout: float) -> str | None:
         return f"{type(error).__name__}: {error}"
     if md5 and hashlib.md5(data).hexdigest() != md5:
         return "md5 mismatch (the server sent another file)"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, dest)
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
     return None
 
 
