@@ -10,9 +10,16 @@ Conventions:
 - Mode comparison: in how many model x dataset pairs one mode beats another (the paper: fine-tuning beat the
   linear probe in 179 of 192); equal values count as ties, not wins.
 
+- An r needs at least 3 models with different upstream top-1 and transfer: otherwise it is NaN and the row's
+  `note` says why (correlations.csv).
+
 Run on any results table: `python -m transferbench.stats --results RESULTS.csv --out DIR` writes
 correlations.csv, regressions.csv (+ regressions.txt, the statsmodels summaries), mode_comparison.csv and, when
-the table has a `predictions` column, paired_tests.csv.
+every row of the table has a `predictions` path, paired_tests.csv. The table is validated first
+(transferbench.results.validate_table: fractions in [0, 1], no empty cells, no duplicate keys, ...); a problem stops
+the command with a one-line message that names the rows. Relative `predictions` paths are taken relative to
+`--root` (default: the current directory); the workflow writes them relative to its own directory, so run from
+there or pass `--root WORKFLOW_DIR`. A missing predictions file is named in the error.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
-from .results import read_table
+from .results import TableError, read_table, resolve_predictions, validate_table
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,18 @@ def pearson_r(x, y) -> float:
     if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
         return float("nan")
     return float(np.corrcoef(x, y)[0, 1])
+
+
+def r_note(x, y) -> str:
+    """Why Pearson r of these points is undefined ('' when it is defined)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < 3:
+        return f"r needs at least 3 models ({len(x)} here)"
+    if np.std(x) == 0:
+        return "r undefined: every model has the same upstream top-1"
+    if np.std(y) == 0:
+        return "r undefined: every model has the same transfer log odds"
+    return ""
 
 
 def bootstrap_r(x, y, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
@@ -88,24 +107,31 @@ def morey_intervals(table: pd.DataFrame, level: float = 0.95) -> pd.Series:
 
 
 def correlations(table: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """r with bootstrap interval per mode: over all datasets, per dataset, and for small / large datasets."""
+    """r with bootstrap interval per mode: over all datasets, per dataset, and for small / large datasets (a row for
+    each size group that has datasets; when all datasets fall in one group, its note says so). `note` says why an r
+    is NaN (fewer than 3 models, constant top-1 or transfer), else it is empty."""
     rows = []
 
-    def add(mode, subset, part):
+    def add(mode, subset, part, note=""):
         means = model_means(part)
-        low, high = bootstrap_r(means["imagenet_top1"], means["mean_log_odds"], n_boot, seed)
-        rows.append({"mode": mode, "subset": subset, "r": pearson_r(means["imagenet_top1"], means["mean_log_odds"]),
-                     "ci_low": low, "ci_high": high, "n_models": len(means), "n_datasets": part["dataset"].nunique()})
+        x, y = means["imagenet_top1"], means["mean_log_odds"]
+        low, high = bootstrap_r(x, y, n_boot, seed) if not r_note(x, y) else (float("nan"), float("nan"))
+        rows.append({"mode": mode, "subset": subset, "r": pearson_r(x, y), "ci_low": low, "ci_high": high,
+                     "n_models": len(means), "n_datasets": part["dataset"].nunique(),
+                     "note": "; ".join(n for n in (r_note(x, y), note) if n)})
 
     for mode, part in table.groupby("mode", sort=True):
         add(mode, "all", part)
         small = part["n_train"] < SMALL_DATASET
-        if small.any() and (~small).any():
-            add(mode, f"n_train<{SMALL_DATASET}", part[small])
-            add(mode, f"n_train>={SMALL_DATASET}", part[~small])
+        groups = ((f"n_train<{SMALL_DATASET}", small, f"no dataset has >= {SMALL_DATASET:,} training examples"),
+                  (f"n_train>={SMALL_DATASET}", ~small, f"no dataset has < {SMALL_DATASET:,} training examples"))
+        for subset, mask, alone in groups:
+            if mask.any():
+                add(mode, subset, part[mask], "" if (~mask).any() else f"{alone}: this group is every dataset")
         for dataset, d in part.groupby("dataset", sort=True):
             add(mode, f"dataset={dataset}", d)
-    return pd.DataFrame(rows)
+    columns = ["mode", "subset", "r", "ci_low", "ci_high", "n_models", "n_datasets", "note"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def mode_comparison(table: pd.DataFrame) -> pd.DataFrame:
@@ -127,20 +153,32 @@ def _write_csv(frame: pd.DataFrame, path) -> None:
         frame.to_csv(tmp, index=False, float_format="%.6g")
 
 
-def write_statistics(results_csv, out_dir, n_boot: int = 2000, seed: int = 0, n_perm: int = 2000) -> dict:
-    """Every statistic of a results table into `out_dir`; returns {name: DataFrame}."""
+def write_statistics(results_csv, out_dir, n_boot: int = 2000, seed: int = 0, n_perm: int = 2000,
+                     root=None) -> dict:
+    """Every statistic of a results table into `out_dir`; returns {name: DataFrame}.
+
+    The table is validated first (transferbench.results.validate_table; TableError before anything is computed or
+    written). Relative `predictions` paths are taken relative to `root` (default: the current directory, which is
+    the workflow's directory in its jobs); a missing file is a TableError naming it. Paired tests run when every
+    row has a predictions path; otherwise the log says how many rows lack one and they are skipped."""
     from .paired_tests import paired_tests
     from .regression import regressions
 
-    table = read_table(results_csv)
+    table = validate_table(read_table(results_csv), source=f"results table {results_csv}")
+    with_predictions = "predictions" in table and table["predictions"].notna().all()
+    if with_predictions:
+        table = resolve_predictions(table, Path.cwd() if root is None else root, source=results_csv)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     out = {"correlations": correlations(table, n_boot=n_boot, seed=seed)}
     out["regressions"], summaries = regressions(table)
     out["mode_comparison"] = mode_comparison(table)
-    if "predictions" in table and table["predictions"].notna().all():
+    if with_predictions:
         log.info("paired tests against the best model per mode and dataset (%d permutations where needed)", n_perm)
         out["paired_tests"] = paired_tests(table, n_perm=n_perm, seed=seed)
+    elif "predictions" in table and table["predictions"].notna().any():
+        log.warning("%d of %d rows of %s have no predictions path: paired tests skipped",
+                    table["predictions"].isna().sum(), len(table), results_csv)
     else:
         log.info("no per-example predictions in %s: paired tests skipped", results_csv)
     for name, frame in out.items():
@@ -151,15 +189,25 @@ def write_statistics(results_csv, out_dir, n_boot: int = 2000, seed: int = 0, n_
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m transferbench.stats", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m transferbench.stats", description=__doc__.split("\n")[0],
+                                     epilog=__doc__.split("\n\n")[-1].strip(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", required=True, help="tidy results table (results/tables/results.csv)")
     parser.add_argument("--out", required=True, help="output folder for the statistics (CSV files, regressions.txt)")
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples for every interval")
     parser.add_argument("--n-perm", type=int, default=2000, help="permutations of the paired permutation tests")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--root", default=None,
+                        help="directory that relative `predictions` paths start from (default: the current "
+                             "directory); the workflow writes them relative to its own directory, so pass that")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for name, frame in write_statistics(args.results, args.out, args.n_boot, args.seed, args.n_perm).items():
+    try:
+        out = write_statistics(args.results, args.out, args.n_boot, args.seed, args.n_perm, root=args.root)
+    except (TableError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        message = " ".join(str(error).split())  # one line
+        parser.exit(2, f"{parser.prog}: error: {message}\n")
+    for name, frame in out.items():
         print(f"== {name} ==\n{frame.to_string(index=False)}\n")
 
 

@@ -78,7 +78,8 @@ def test_stats_command_writes_correlations_csv(tmp_path):
 
 def test_stats_command_writes_regressions_and_mode_comparison(tmp_path):
     rng = np.random.default_rng(4)
-    table = pd.concat([table_from(rng.uniform(70, 80, 6), rng.uniform(0.5, 0.9, (6, 2)), ["a", "b"], mode=m)
+    top1 = rng.uniform(70, 80, 6)  # one upstream top-1 per model, in every mode
+    table = pd.concat([table_from(top1, rng.uniform(0.5, 0.9, (6, 2)), ["a", "b"], mode=m)
                        for m in ("linear", "finetune")])
     table.to_csv(tmp_path / "results.csv", index=False)
     stats.main(["--results", str(tmp_path / "results.csv"), "--out", str(tmp_path / "out"), "--n-boot", "100"])
