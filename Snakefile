@@ -17,9 +17,13 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTH
 
 from transferbench.config import ConfigError, sorted_keys, validate_config
 
-
-configfile: "config/config.yaml"
-
+# A config file given on the command line is the whole study; the demo's is the default only when none is given.
+# (Snakemake's `configfile:` directive would load the demo's and deep-merge `--configfile` over it: a paper run
+# would silently hold the demo's models, datasets and training settings.)
+DEMO_CONFIG = "config/config.yaml"
+CONFIG_FILES = [os.path.relpath(f) for f in workflow.overwrite_configfiles] or [DEMO_CONFIG]
+if not workflow.overwrite_configfiles:
+    workflow.configfile(DEMO_CONFIG)
 
 try:
     # The researcher's own architectures register with timm before the config names are checked against it.
@@ -59,6 +63,10 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/imagenet.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/prefetch.smk"
+
+
+if workflow.is_main_process:
+    print(study_summary(CONFIG_FILES), file=sys.stderr)
 
 
 rule all:

@@ -162,3 +162,35 @@ def result_rows():
                              "predictions": predictions_file(model, dataset, mode),
                              "split": f"results/splits/{dataset}.json", "imagenet_top1": top1, "top1_file": top1_file})
     return rows
+
+
+def study_jobs():
+    """{rule: jobs} of the whole study, as a run from nothing executes it (the start-up line's count)."""
+    models, datasets, train_modes = len(MODELS), len(DATASETS), len(TRAIN_MODES)
+    generated = [d for d in DATASETS if config["datasets"][d]["source"] == "generated"]
+    jobs = {
+        "generate_dataset": len(generated) + bool(UPSTREAM_MODELS),
+        "pretrain_upstream": len(UPSTREAM_MODELS),
+        "make_split": datasets,
+        "cache_images": len({image_cache(SimpleNamespace(model=m, dataset=d)) for m in MODELS for d in DATASETS}),
+        "extract_features": models * datasets * ("linear" in config["modes"]),
+        "fit_linear_probe": models * datasets * ("linear" in config["modes"]),
+        "train_grid_point": models * sum(len(mode_grid(m, d)) for m in TRAIN_MODES for d in DATASETS),
+        "select_grid_point": models * datasets * train_modes,
+        "train_final": models * datasets * train_modes,
+        "measure_imagenet_top1": models * bool(config.get("imagenet_val")),
+        "collect_results": 1,
+        "results_latex": 1,
+        "compute_statistics": 1,
+        "all": 1,
+    }
+    jobs.update({name: 1 for name in FIGURE_KINDS})
+    return {rule: n for rule, n in jobs.items() if n}
+
+
+def study_summary(config_files):
+    """One line: the config file(s) in force and the study's size."""
+    modes = config["modes"]
+    return (f"transferbench: study {' + '.join(config_files)}: {len(MODELS)} models x {len(DATASETS)} datasets x "
+            f"{len(modes)} modes ({', '.join(modes)}) = {len(MODELS) * len(DATASETS) * len(modes):,} results, "
+            f"{sum(study_jobs().values()):,} jobs in all")
