@@ -125,13 +125,13 @@ def validate_table(table: pd.DataFrame, source="results table") -> pd.DataFrame:
         keys = table.loc[duplicated, KEY].drop_duplicates()
         problems.append(f"{len(keys)} (model, dataset, mode) key(s) on more than one row: "
                         f"{_row_names(keys, np.ones(len(keys)))}; keep one row per key")
-    for key, column, what in (("model", "imagenet_top1", "model"), ("dataset", "n_train", "dataset")):
-        spread = table.groupby(key)[column].nunique()
-        if (spread > 1).any():
-            names = ", ".join(f"{k} ({', '.join(f'{v:g}' for v in sorted(table.loc[table[key] == k, column].unique()))})"
-                              for k in spread[spread > 1].index[:SHOWN])
-            problems.append(f"column '{column}' differs between rows of one {what}: {names}; it is one number per "
-                            f"{what}")
+    for key, column in (("model", "imagenet_top1"), ("dataset", "n_train")):
+        values = table.dropna(subset=[column]).groupby(key)[column].unique()
+        differing = values[values.map(len) > 1]
+        if len(differing):
+            names = ", ".join(f"{k} ({', '.join(f'{v:g}' for v in sorted(vs))})" for k, vs in differing[:SHOWN].items())
+            problems.append(f"column '{column}' differs between rows of one {key}: {names}; it is one number per "
+                            f"{key}")
     for mode, part in table.dropna(subset=KEY).groupby("mode", sort=True):
         datasets = set(part["dataset"])
         lacking = {m: sorted(datasets - set(d)) for m, d in part.groupby("model")["dataset"]}

@@ -45,8 +45,8 @@ def test_percent_values_stop_the_command_with_one_line_naming_the_row(tmp_path, 
 def test_whole_percent_table_names_first_rows_and_counts_the_rest():
     table = good_table()
     table["value"] *= 100
-    with pytest.raises(TableError, match=r"holds 50.1257 in \(resnet0, cifar10, linear\), .*, 54.1049 in \(resnet1, pets, linear\) and 4 more: "
-                                         r"values are fractions"):
+    with pytest.raises(TableError, match=r"holds 50.1257 in \(resnet0, cifar10, linear\), .*, "
+                                         r"54.1049 in \(resnet1, pets, linear\) and 4 more: values are fractions"):
         validate_table(table)
 
 
