@@ -109,15 +109,16 @@ def morey_intervals(table: pd.DataFrame, level: float = 0.95) -> pd.Series:
 def correlations(table: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """r with bootstrap interval per mode: over all datasets, per dataset, and for small / large datasets (a row for
     each size group that has datasets; when all datasets fall in one group, its note says so). `note` says why an r
-    is NaN (fewer than 3 models, constant top-1 or transfer), else it is empty."""
+    is NaN (fewer than 3 models, constant top-1 or transfer), else it is empty. `n_train`: the dataset's training
+    examples (train + val), on per-dataset rows only."""
     rows = []
 
-    def add(mode, subset, part, note=""):
+    def add(mode, subset, part, note="", n_train=float("nan")):
         means = model_means(part)
         x, y = means["imagenet_top1"], means["mean_log_odds"]
         low, high = bootstrap_r(x, y, n_boot, seed) if not r_note(x, y) else (float("nan"), float("nan"))
         rows.append({"mode": mode, "subset": subset, "r": pearson_r(x, y), "ci_low": low, "ci_high": high,
-                     "n_models": len(means), "n_datasets": part["dataset"].nunique(),
+                     "n_models": len(means), "n_datasets": part["dataset"].nunique(), "n_train": n_train,
                      "note": "; ".join(n for n in (r_note(x, y), note) if n)})
 
     for mode, part in table.groupby("mode", sort=True):
@@ -129,8 +130,8 @@ def correlations(table: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.D
             if mask.any():
                 add(mode, subset, part[mask], "" if (~mask).any() else f"{alone}: this group is every dataset")
         for dataset, d in part.groupby("dataset", sort=True):
-            add(mode, f"dataset={dataset}", d)
-    columns = ["mode", "subset", "r", "ci_low", "ci_high", "n_models", "n_datasets", "note"]
+            add(mode, f"dataset={dataset}", d, n_train=d["n_train"].iloc[0])
+    columns = ["mode", "subset", "r", "ci_low", "ci_high", "n_models", "n_datasets", "n_train", "note"]
     return pd.DataFrame(rows, columns=columns)
 
 
