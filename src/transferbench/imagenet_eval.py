@@ -4,7 +4,7 @@ The validation images are in the usual class-folder layout, `<imagenet_val>/<wni
 `valprep.sh` leaves): 1,000 folders whose sorted order is the class index order of timm's and torchvision's
 ImageNet heads. Each image goes through the model's own evaluation preprocessing (resize + centre crop at its
 resolution, its mean/std), the same as feature extraction. A head with a background class (`label_offset` in timm's
-pretrained config, 1,001 outputs) has its offset removed.
+pretrained config, or the model entry's `label_offset`; 1,001 outputs) has its leading outputs dropped.
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ def measure_imagenet_top1(model_spec: ModelSpec, val_root, out_json, batch_size:
     ids, labels, classes = imagenet_val_samples(val_root)
     dev = pick_device(device)
     model = prepare_model(build_imagenet_classifier(spec), dev).eval()
-    offset = int(getattr(model, "pretrained_cfg", {}).get("label_offset") or 0)
+    offset = spec.label_offset
+    if offset is None:
+        offset = int(getattr(model, "pretrained_cfg", {}).get("label_offset") or 0)
     images = DecodedImages(DatasetSpec("imagenet_val", "imagefolder", "top1", root=str(val_root)), ids,
                            storage_size(spec.resolution, spec.crop_pct), spec.interpolation)
     preprocessing = Preprocessing(spec.resolution, spec.mean, spec.std, spec.interpolation)
@@ -60,9 +62,13 @@ def measure_imagenet_top1(model_spec: ModelSpec, val_root, out_json, batch_size:
         with autocast(dev):
             logits = model(to_device(preprocessing.evaluation(batch), dev)).float().cpu()
         if logits.shape[1] - offset != len(classes):
-            raise ValueError(f"model '{spec.name}' has {logits.shape[1] - offset} ImageNet classes, {val_root} has "
-                             f"{len(classes)} class folders; they must match (sorted wnids = class indices)")
-        predicted = logits.argmax(1).numpy() - offset
+            hint = (f"; if its first {logits.shape[1] - len(classes)} output(s) are background classes (TF-slim "
+                    f"checkpoints), set models.{spec.name}.label_offset: {logits.shape[1] - len(classes)}"
+                    if logits.shape[1] > len(classes) and not offset else "")
+            raise ValueError(f"model '{spec.name}' has {logits.shape[1] - offset} ImageNet classes (label_offset "
+                             f"{offset}), {val_root} has {len(classes)} class folders; they must match (sorted wnids = "
+                             f"class indices){hint}")
+        predicted = logits[:, offset:].argmax(1).numpy()  # a background output can never be the prediction
         correct += int((predicted == labels[done:done + len(batch)]).sum())
         done += len(batch)
         rate = done / (time.perf_counter() - started)

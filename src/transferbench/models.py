@@ -43,6 +43,7 @@ class ModelSpec:
     mean: tuple | None = None
     std: tuple | None = None
     torchvision: str | None = None
+    label_offset: int | None = None  # ImageNet heads with a background class first: 1 (else from the pretrained cfg)
 
     @property
     def arch(self) -> str:
@@ -165,10 +166,16 @@ def model_problems(entry: dict, top1_measured: bool = False) -> list[str]:
     return []
 
 
-def _classifier_prefixes(cfg: dict) -> tuple[str, ...]:
-    """'name.' of the classifier module(s) named by a pretrained config."""
-    names = cfg.get("classifier", "head")
-    names = (names,) if isinstance(names, str) else tuple(names)
+def classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """'name.' of the model's classifier module(s), found from the model itself (timm's `get_classifier`), so that an
+    architecture registered without a pretrained config (whose 'classifier' entry is None) loads the same way.
+    Falls back to the pretrained config's names for a model without `get_classifier`."""
+    heads = model.get_classifier() if hasattr(model, "get_classifier") else None
+    heads = [h for h in (heads if isinstance(heads, tuple) else (heads,)) if isinstance(h, nn.Module)]
+    names = [name for name, module in model.named_modules() if name and any(module is h for h in heads)]
+    if not names:
+        configured = getattr(model, "pretrained_cfg", {}).get("classifier") or "head"
+        names = [configured] if isinstance(configured, str) else list(configured)
     return tuple(f"{n}." for n in names)
 
 
@@ -189,7 +196,7 @@ def load_backbone_weights(model: nn.Module, checkpoint) -> None:
     Every backbone weight must be present: a checkpoint of another architecture fails loudly instead of leaving
     random weights."""
     state = read_checkpoint(checkpoint)
-    prefixes = _classifier_prefixes(model.pretrained_cfg)
+    prefixes = classifier_prefixes(model)
     state = {k: v for k, v in state.items() if not k.startswith(prefixes)}
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith(prefixes)]
@@ -246,11 +253,13 @@ def build_imagenet_classifier(spec: ModelSpec) -> nn.Module:
     if spec.pretrained == "hub":
         return build_model(spec, num_classes=timm.models.get_pretrained_cfg(spec.timm).num_classes)
     state = read_checkpoint(spec.checkpoint)
-    prefixes = _classifier_prefixes(pretrained_cfg(spec))
+    model = timm.create_model(spec.arch, pretrained=False, **spec.kwargs)
+    prefixes = classifier_prefixes(model)
     head = next((state[f"{p}weight"] for p in prefixes if f"{p}weight" in state), None)
     if head is None:
         raise ValueError(f"checkpoint {spec.checkpoint} has no classifier ({', '.join(prefixes)}weight): ImageNet "
                          "top-1 needs the checkpoint's own head")
-    model = timm.create_model(spec.arch, pretrained=False, num_classes=head.shape[0], **spec.kwargs)
+    if head.shape[0] != model.num_classes:  # e.g. 1,001 outputs: a background class first (TF-slim checkpoints)
+        model.reset_classifier(head.shape[0])
     model.load_state_dict(state)
     return model

@@ -2,14 +2,17 @@
 model's own head is kept, and a head of the wrong width is refused."""
 
 import json
+import textwrap
 
 import pytest
 import timm
 import torch
 
 from tests.conftest import write_imagefolder
+from transferbench.feature_store import load_features
+from transferbench.features import extract_to_hdf5
 from transferbench.imagenet_eval import imagenet_val_samples, measure_imagenet_top1
-from transferbench.models import ModelSpec
+from transferbench.models import ModelSpec, import_model_modules
 
 pytestmark = pytest.mark.unit
 WNIDS = ("n01440764", "n01443537", "n01484850")
@@ -53,7 +56,47 @@ def test_top1_is_the_share_of_images_of_the_class_the_head_answers(tmp_path, val
 
 
 def test_head_of_the_wrong_width_is_refused(tmp_path, val_folder):
-    with pytest.raises(ValueError, match="has 5 ImageNet classes, .* has 3 class folders"):
+    with pytest.raises(ValueError, match=r"has 5 ImageNet classes \(label_offset 0\), .* has 3 class folders"):
         measure_imagenet_top1(checkpoint_predicting(tmp_path, 0, num_classes=5), val_folder, tmp_path / "t.json")
     with pytest.raises(FileNotFoundError, match="imagenet_val.*not a folder"):
         imagenet_val_samples(tmp_path / "nowhere")
+
+
+# A researcher's module registering a MobileNet v1 width timm does not ship by calling timm's generator directly:
+# no pretrained config is registered, so the model's config has classifier None.
+MOBILENET_025 = textwrap.dedent('''
+    from timm.models import register_model
+    from timm.models.efficientnet import _gen_mobilenet_v1
+
+    @register_model
+    def tb_test_mobilenetv1_025(pretrained=False, **kwargs):
+        return _gen_mobilenet_v1("tb_test_mobilenetv1_025", 0.25, pretrained=pretrained, **kwargs)
+''')
+
+
+def test_model_without_pretrained_cfg_loads_a_1001_way_checkpoint_for_features_and_top1(
+        tmp_path, val_folder, imagefolder_split):
+    module = tmp_path / "my_mobilenets.py"
+    module.write_text(MOBILENET_025)
+    import_model_modules([module])
+    source = timm.create_model("tb_test_mobilenetv1_025", num_classes=1 + len(WNIDS))  # background output first
+    assert source.pretrained_cfg.get("classifier") is None
+    with torch.no_grad():
+        source.classifier.weight.zero_()
+        source.classifier.bias.copy_(torch.tensor([20.0, 0.0, 10.0, 0.0]))  # background wins, then class 1
+    checkpoint = tmp_path / "mnv1_025.pth"
+    torch.save(source.state_dict(), checkpoint)
+    entry = {"timm": "tb_test_mobilenetv1_025", "checkpoint": str(checkpoint), "imagenet_top1": 40.0,
+             "resolution": 32}
+
+    # features: the backbone's weights load (the classifier is found from the model) and extraction runs
+    dataset, split, split_path = imagefolder_split
+    extract_to_hdf5(ModelSpec.from_config("mnv1", entry), dataset, split_path, tmp_path / "f.h5")
+    assert load_features(tmp_path / "f.h5")["train"][0].shape == (split.sizes()["train"], source.num_features)
+
+    # measured top-1: the checkpoint's 1,001-style head, its background output dropped by label_offset
+    with pytest.raises(ValueError, match="set models.mnv1.label_offset: 1"):
+        measure_imagenet_top1(ModelSpec.from_config("mnv1", entry), val_folder, tmp_path / "t.json")
+    result = measure_imagenet_top1(ModelSpec.from_config("mnv1", {**entry, "label_offset": 1}), val_folder,
+                                   tmp_path / "t.json")
+    assert result["top1"] == pytest.approx(100 * 2 / 12)  # always class 1 (n01443537: 2 of 12 images)
