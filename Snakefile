@@ -15,7 +15,7 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 
-from transferbench.config import ConfigError, sorted_keys, validate_config
+from transferbench.config import ConfigError, missing_data, sorted_keys, validate_config
 
 # A config file given on the command line is the whole study; the demo's is the default only when none is given.
 # (Snakemake's `configfile:` directive would load the demo's and deep-merge `--configfile` over it: a paper run
@@ -41,6 +41,15 @@ try:
                     cross_references=workflow.is_main_process)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
+if workflow.is_main_process:
+    # Every data path the config names is checked before any job runs. The researcher's own files (roots, split files,
+    # checkpoints) here, for dry runs too; the paper's datasets, which `prefetch` fetches, in onstart below.
+    own_missing, paper_missing = missing_data(config)
+    if own_missing:
+        raise WorkflowError("data the config names is missing:\n  " + "\n  ".join(own_missing))
+    if paper_missing:  # (the dry-run flag is not known while the Snakefile is read)
+        print("transferbench: warning: not on disk yet (a run stops before its first job unless it only prefetches):"
+              "\n  " + "\n  ".join(paper_missing), file=sys.stderr)
 if config["hub_offline"]:
     # Jobs load hub weights from the caches `prefetch` filled and never download (compute nodes are often offline);
     # huggingface_hub reads this when a job imports it. The prefetch job lifts it for itself.
@@ -67,6 +76,18 @@ include: "workflow/rules/prefetch.smk"
 
 if workflow.is_main_process:
     print(study_summary(CONFIG_FILES), file=sys.stderr)
+
+
+onstart:
+    # Before any job runs, unless the run is only `prefetch` (which fetches them).
+    if paper_missing and {job.rule.name for job in workflow.dag.jobs} - {"prefetch"}:
+        raise WorkflowError("datasets missing:\n  " + "\n  ".join(paper_missing))
+
+
+onerror:
+    from transferbench.failures import failure_summary
+
+    print(failure_summary(log) or f"transferbench: the run failed; see {log}", file=sys.stderr)
 
 
 rule all:

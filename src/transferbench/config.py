@@ -162,6 +162,42 @@ def _cross_reference_problems(config: dict) -> list[str]:
     return problems
 
 
+def missing_data(config: dict) -> tuple[list[str], list[str]]:
+    """Data paths the config names that are not on disk, checked before any job runs: (the researcher's own files:
+    imagefolder and csv roots, split files, checkpoints; the paper's datasets, whose folders under their root
+    `prefetch` fills). Paths the workflow writes itself (generated data, upstream checkpoints) are not checked."""
+    from .paper_datasets import PAPER_DATASETS
+    from .prefetch import PREFETCH_HINT
+
+    own, fetchable = [], []
+    for name, entry in config["models"].items():
+        checkpoint = entry.get("checkpoint")
+        if entry.get("pretrained") != "upstream" and checkpoint and not Path(checkpoint).is_file():
+            own.append(f"config key 'models.{name}.checkpoint': {checkpoint} is not a file (paths are relative to the "
+                       "working directory)")
+    for name, entry in config["datasets"].items():
+        source, root = entry["source"], entry.get("root")
+        if source == "imagefolder":
+            missing = [f"{root}/{s}" for s in ("train", "test") if not (Path(root) / s).is_dir()]
+            if missing:
+                own.append(f"config key 'datasets.{name}.root': {' and '.join(missing)} not found; expected "
+                           f"{root}/train/<class>/<image>, {root}/test/<class>/<image> (val/ optional)")
+        elif source == "csv":
+            if not Path(root).is_dir():
+                own.append(f"config key 'datasets.{name}.root': {root} is not a folder (the folder the split "
+                           "file's paths are relative to)")
+            if not Path(entry["split_file"]).is_file():
+                own.append(f"config key 'datasets.{name}.split_file': {entry['split_file']} is not a file; expected "
+                           "a CSV with a header row path,label,split")
+        elif source in PAPER_DATASETS:
+            d, root = PAPER_DATASETS[source], Path(root or config["data_root"])
+            if not (root / d.folder).is_dir():
+                how = d.fetch if d.fetch.startswith("by hand") else PREFETCH_HINT
+                fetchable.append(f"config key 'datasets.{name}': {d.title} is not under {root} ({root / d.folder} is "
+                                 f"missing); expected layout: {d.layout}; to get it: {how}")
+    return own, fetchable
+
+
 def _merge(base: dict, override: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in (override or {}).items():

@@ -30,15 +30,7 @@ STYLE = {
 }
 
 
-UPSTREAM_LABEL = "Upstream top-1 (%)"  # the demo's upstream task; a study of ImageNet models: "ImageNet top-1 (%)"
 GREY = "0.35"
-
-
-def upstream_label(config: dict) -> str:
-    """The x-axis label of upstream accuracy: 'Upstream top-1 (%)' when a model is pretrained by the workflow on
-    the generated upstream task (the demo), else 'ImageNet top-1 (%)' (as the workflow's rules choose it)."""
-    upstream = any(e.get("pretrained") == "upstream" for e in config.get("models", {}).values())
-    return UPSTREAM_LABEL if upstream else "ImageNet top-1 (%)"
 
 
 class DistinctPercent(matplotlib.ticker.Formatter):

@@ -49,6 +49,11 @@ class PaperDataset:
     layout: str  # what the reader expects under the data root
     fetch: str  # how prefetch gets it ('torchvision', or what to do by hand)
 
+    @property
+    def folder(self) -> str:
+        """The dataset's top folder under the data root (the first part of its layout)."""
+        return self.layout.split("/", 1)[0]
+
 
 def _ds(source, title, classes, train, test, metric, creators_val, layout, fetch="torchvision"):
     return PaperDataset(source, title, classes, train, test, metric, creators_val, layout, fetch)

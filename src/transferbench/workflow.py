@@ -1,4 +1,4 @@
-"""Glue between Snakemake jobs and the package: logging to the rule's log, thread count.
+"""Glue between Snakemake jobs and the package: logging to the rule's log, thread count, Ctrl-C.
 
 Workflow scripts are thin: they unpack the `snakemake` object and call the package inside `job_context`.
 """
@@ -7,9 +7,37 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import traceback
 from contextlib import contextmanager
+
+
+class JobInterrupted(SystemExit):
+    """Ctrl-C (SIGINT) in a job: it stops with exit status 130 and one line. Outputs are written under temporary
+    names and renamed when complete, so an interrupted job leaves nothing that looks finished; a training job
+    resumes from its last checkpoint when rerun."""
+
+
+_job = None  # the running job's `snakemake` object once job_context has started: it then logs the interruption
+
+
+def _interrupted_line() -> str:
+    main = sys.modules.get("__main__")
+    job = getattr(main, "snakemake", None)
+    what = f"{job.rule} {dict(job.wildcards)}" if job is not None else "job"
+    return f"interrupted: {what} stopped; rerun to finish it"
+
+
+def _interrupted(signum, frame):
+    if _job is None:  # still importing: no log set up yet. One write, so lines of parallel jobs do not interleave
+        os.write(sys.stderr.fileno(), (_interrupted_line() + "\n").encode())
+    raise JobInterrupted(130)
+
+
+def stop_quietly_on_interrupt() -> None:
+    """From now on Ctrl-C ends this process with one line on stderr and status 130, no traceback."""
+    signal.signal(signal.SIGINT, _interrupted)
 
 
 @contextmanager
@@ -35,8 +63,13 @@ def job_context(snakemake):
         import_model_modules(snakemake.config.get("model_modules", []))  # their architectures, before any build
     log = logging.getLogger("transferbench.job")
     log.info("rule %s, wildcards %s, %d thread(s)", getattr(snakemake, "rule", "?"), dict(snakemake.wildcards), threads)
+    global _job
+    _job = snakemake
     try:
         yield
+    except JobInterrupted:
+        log.error(_interrupted_line())  # one line, to stderr and the job's log
+        raise
     except BaseException:
         log.error("job failed:\n%s", traceback.format_exc())
         raise

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from transferbench.config import ConfigError, grid_points, linear_grid, load_config, training_settings, validate_config
+from transferbench.config import (ConfigError, grid_points, linear_grid, load_config, missing_data, training_settings,
+                                  validate_config)
 
 pytestmark = pytest.mark.unit
 DEMO = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
@@ -88,3 +89,25 @@ def test_torchvision_entries_are_checked_against_torchvision(demo):
     demo["models"]["tv_r50"]["torchvision"] = "resnet50.IMAGENET1K_V9"
     with pytest.raises(ConfigError, match=r"models\.tv_r50.*unknown weights 'IMAGENET1K_V9'.*IMAGENET1K_V2"):
         validate_config(demo)
+
+
+def test_missing_data_names_each_path_the_config_gives(demo, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "have/train").mkdir(parents=True)  # an imagefolder root without test/
+    (tmp_path / "data/dtd").mkdir(parents=True)
+    demo["models"]["mine"] = {"timm": "tb_democnn", "checkpoint": "ckpt/mine.pth", "imagenet_top1": 50.0}
+    demo["datasets"].update({
+        "folder": {"source": "imagefolder", "root": "have", "metric": "top1"},
+        "listed": {"source": "csv", "root": "nowhere", "split_file": "split.csv", "metric": "top1"},
+        "pets": {"source": "oxford_pets"}, "textures": {"source": "dtd"}})
+    own, paper = missing_data(validate_config(demo, cross_references=False))
+    assert own == [
+        "config key 'models.mine.checkpoint': ckpt/mine.pth is not a file (paths are relative to the working directory)",
+        "config key 'datasets.folder.root': have/test not found; expected have/train/<class>/<image>, "
+        "have/test/<class>/<image> (val/ optional)",
+        "config key 'datasets.listed.root': nowhere is not a folder (the folder the split file's paths are relative to)",
+        "config key 'datasets.listed.split_file': split.csv is not a file; expected a CSV with a header row "
+        "path,label,split"]
+    assert len(paper) == 1 and paper[0].startswith("config key 'datasets.pets': Oxford-IIIT Pets is not under data "
+                                                   "(data/oxford-iiit-pet is missing)")
+    assert "snakemake --cores 1 prefetch" in paper[0]  # generated, bundled and upstream data are never listed

@@ -161,8 +161,3 @@ def test_dataset_size_with_two_models_says_why_there_is_no_r(tmp_path, rendered)
     assert [t.get_text() for t in fig.axes[0].texts] == ["n/a"] * 3
     assert [t.get_text() for t in fig.texts] == ["n/a: r needs at least 3 models (2 here)"]
     assert fig.axes[0].get_ylabel() == "r (ImageNet top-1 vs\ntransfer log odds)"
-
-
-def test_upstream_label_matches_the_workflow_choice():
-    assert figures.upstream_label({"models": {"a": {"pretrained": "upstream"}}}) == "Upstream top-1 (%)"
-    assert figures.upstream_label({"models": {"a": {"timm": "resnet50"}}}) == "ImageNet top-1 (%)"

@@ -96,12 +96,18 @@ def test_failing_job_names_its_log_and_the_others_go_on(tiny_run, tmp_path):
 
     workdir = changed_copy(tiny_run, tmp_path / "failing", add_models)
     (workdir / "broken.pth").write_bytes(b"not a checkpoint")
-    proc = snakemake(workdir, "--cores", "2", "--keep-going", check=False)
+    proc = snakemake(workdir, "--cores", "2", check=False)  # keep-going is the default (profiles/default)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     log = "logs/extract_features/broken/digits.log"
     assert re.search(rf"Error in rule extract_features:.*?log: {re.escape(log)}", out, re.S), out[-4000:]
     assert "checkpoint broken.pth could not be read" in (workdir / log).read_text()
+    # the end of the output lists every failure with its error and log file
+    summary = out[out.index("transferbench: 2 job(s) failed"):]
+    for dataset in ("digits", "marks"):
+        assert f"extract_features -> results/features/broken/{dataset}.h5" in summary
+        assert f"log: logs/extract_features/broken/{dataset}.log" in summary
+    assert summary.count("ValueError: checkpoint broken.pth could not be read") == 2
     for dataset in ("digits", "marks"):  # the other new model's jobs went on
         assert (workdir / f"results/linear/medium/{dataset}.json").exists()
 

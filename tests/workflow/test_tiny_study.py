@@ -1,13 +1,19 @@
 """The tiny study end to end: real jobs, real files, the same code paths as the demo and the paper study."""
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import h5py
 import pandas as pd
 import pytest
 import yaml
 
-from .conftest import TINY, snakemake, study_dir
+from .conftest import ROOT, TINY, snakemake, study_dir
 
 pytestmark = pytest.mark.workflow
 
@@ -78,8 +84,29 @@ def test_statistics_figures_tables_and_report(tiny_run, tmp_path):
     assert "Holm-corrected" in html  # the captions are in
 
 
-def test_run_is_deterministic(tiny_run, tmp_path):
+def interrupt_with_ctrl_c(workdir) -> tuple[int, str]:
+    """Start the workflow as a terminal would, press Ctrl-C once jobs are running (SIGINT to the whole process group,
+    as the terminal sends it); return its exit status and output."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (workdir / "logs").exists() and time.monotonic() < deadline:  # the first jobs have started
+        time.sleep(0.2)
+    time.sleep(2)  # inside their imports: where the interrupt used to print a torch traceback per job
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=300)
+    return proc.returncode, out
+
+
+def test_ctrl_c_prints_a_line_per_job_and_the_rerun_is_identical(tiny_run, tmp_path):
     again = study_dir(tmp_path / "again")
+    status, out = interrupt_with_ctrl_c(again)
+    assert status != 0
+    assert "Traceback" not in out, out[-4000:]
+    stopped = re.findall(r"interrupted: (\w+) \{[^}]*\} stopped; rerun to finish it$", out, re.MULTILINE)
+    assert stopped, out[-4000:]
+    assert re.search(rf"transferbench: {len(stopped)} job\(s\) interrupted \(Ctrl-C\)", out), out[-2000:]
+    # the rerun finishes the study, and two runs (one of them interrupted) give byte-identical tables
     snakemake(again, "--cores", "2")
     for name in ("results/tables/results.csv", "results/stats/correlations.csv"):
         assert (again / name).read_text() == (tiny_run / name).read_text(), name
@@ -96,4 +123,26 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert proc.returncode != 0
     message = proc.stdout + proc.stderr
     assert "config key 'modes.1'" in message and "did you mean 'finetune'" in message
+    assert not (workdir / "results").exists()
+
+
+def test_missing_data_stops_before_any_job_and_a_dry_run_names_it(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["datasets"]["folder"] = {"source": "imagefolder", "root": "no/such/folder", "metric": "top1"}
+    workdir = tmp_path / "missing"
+    (workdir / "config").mkdir(parents=True)
+    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(workdir, "-n", "--cores", "2", check=False)
+    assert proc.returncode != 0
+    assert "config key 'datasets.folder.root': no/such/folder/train and no/such/folder/test not found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    # a paper dataset that is not fetched yet: the plan warns, a real run stops before any job, prefetch is allowed
+    del config["datasets"]["folder"]
+    config["datasets"]["pets"] = {"source": "oxford_pets"}
+    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
+    planned = snakemake(workdir, "-n", "--cores", "2")
+    assert "warning: not on disk yet" in planned.stderr and "data/oxford-iiit-pet is missing" in planned.stderr
+    proc = snakemake(workdir, "--cores", "2", check=False)
+    assert proc.returncode != 0 and "datasets missing" in proc.stderr
     assert not (workdir / "results").exists()

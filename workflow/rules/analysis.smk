@@ -126,6 +126,8 @@ rule fig_dataset_size:
         f"{STATS}/correlations.csv",
     output:
         **figure("fig_dataset_size", "fig_dataset_size.rst"),
+    params:
+        upstream_label=UPSTREAM_LABEL,
     log:
         "logs/fig_dataset_size.log",
     conda:

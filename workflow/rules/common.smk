@@ -189,8 +189,16 @@ def study_jobs():
 
 
 def study_summary(config_files):
-    """One line: the config file(s) in force and the study's size."""
+    """The config file(s) in force, the study's size and each training mode's protocol (grid, steps, batch)."""
+    from transferbench.training import total_steps
+
     modes = config["modes"]
-    return (f"transferbench: study {' + '.join(config_files)}: {len(MODELS)} models x {len(DATASETS)} datasets x "
-            f"{len(modes)} modes ({', '.join(modes)}) = {len(MODELS) * len(DATASETS) * len(modes):,} results, "
-            f"{sum(study_jobs().values()):,} jobs in all")
+    lines = [f"transferbench: study {' + '.join(config_files)}: {len(MODELS)} models x {len(DATASETS)} datasets x "
+             f"{len(modes)} modes ({', '.join(modes)}) = {len(MODELS) * len(DATASETS) * len(modes):,} results, "
+             f"{sum(study_jobs().values()):,} jobs in all"]
+    for mode in TRAIN_MODES:  # the protocol in force, per distinct setting over the datasets
+        protocols = sorted({(len(mode_grid(mode, d)), total_steps(s), s["batch_size"])
+                            for d in DATASETS for s in [_settings_without_grid(mode, d)]})
+        lines.append(f"  {mode}: " + " | ".join(f"{g} grid points x {steps:,} steps at batch {batch}"
+                                               for g, steps, batch in protocols))
+    return "\n".join(lines)
