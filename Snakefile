@@ -1,7 +1,8 @@
 # transferbench: do better ImageNet models transfer better? (Kornblith, Shlens & Le, CVPR 2019)
 # Default: the offline demo study (config/config.yaml). The paper: --configfile config/paper.yaml.
-# Stages, in data-flow order, one rules file each: data -> upstream -> features -> linear / train -> (imagenet) ->
-# analysis; prefetch (run where there is internet) fetches hub weights and the paper's datasets beforehand.
+# Stages, in data-flow order, one rules file in workflow/rules/ and one subpackage of src/transferbench/ each:
+# data -> models (measured ImageNet top-1) -> features -> probe (the linear mode) | train (upstream pretraining,
+# finetune, scratch) -> analysis; prefetch (run where there is internet) fetches hub weights and the paper's datasets.
 
 import os
 import sys
@@ -13,9 +14,11 @@ from snakemake.exceptions import WorkflowError
 # environments, which install only the dependencies): jobs inherit PYTHONPATH.
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+# (Variables the workflow sets, not ones it needs from the user: written with update(), not asserted with envvars.)
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 
-from transferbench.config import ConfigError, missing_data, sorted_keys, validate_config
+from transferbench.checks import missing_data, validate_config
+from transferbench.config import ConfigError, sorted_keys
 
 # A config file given on the command line is the whole study; the demo's is the default only when none is given.
 # (Snakemake's `configfile:` directive would load the demo's and deep-merge `--configfile` over it: a paper run
@@ -28,7 +31,7 @@ if not workflow.overwrite_configfiles:
 try:
     # The researcher's own architectures register with timm before the config names are checked against it.
     if workflow.is_main_process and config.get("model_modules"):
-        from transferbench.models import import_model_modules
+        from transferbench.models.spec import import_model_modules
 
         import_model_modules(config["model_modules"])
 except (FileNotFoundError, ImportError) as error:
@@ -37,8 +40,7 @@ except (FileNotFoundError, ImportError) as error:
 try:
     # Before any job runs: unknown names and malformed values stop here, naming the key and the valid choices.
     # Cluster jobs re-read the Snakefile: the main process has checked the names, so they skip timm's registry.
-    validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml",
-                    cross_references=workflow.is_main_process)
+    validate_config(config, cross_references=workflow.is_main_process)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 if workflow.is_main_process:
@@ -48,12 +50,15 @@ if workflow.is_main_process:
     if own_missing:
         raise WorkflowError("data the config names is missing:\n  " + "\n  ".join(own_missing))
     if paper_missing:  # (the dry-run flag is not known while the Snakefile is read)
-        print("transferbench: warning: not on disk yet (a run stops before its first job unless it only prefetches):"
-              "\n  " + "\n  ".join(paper_missing), file=sys.stderr)
+        print(
+            "transferbench: warning: not on disk yet (a run stops before its first job unless it only prefetches):"
+            "\n  " + "\n  ".join(paper_missing),
+            file=sys.stderr,
+        )
 if config["hub_offline"]:
     # Jobs load hub weights from the caches `prefetch` filled and never download (compute nodes are often offline);
     # huggingface_hub reads this when a job imports it. The prefetch job lifts it for itself.
-    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.update(HF_HUB_OFFLINE="1")
 # Canonical key order: every params slice built from the config is then independent of how the YAML is ordered.
 canonical_config = sorted_keys(config)
 config.clear()
@@ -64,14 +69,13 @@ report: "workflow/report/workflow.rst"  # `snakemake --report report.html`: ever
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
-include: "workflow/rules/upstream.smk"
-include: "workflow/rules/features.smk"
-include: "workflow/rules/linear.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/imagenet.smk"
-include: "workflow/rules/analysis.smk"
 include: "workflow/rules/prefetch.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/probe.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/analysis.smk"
 
 
 if workflow.is_main_process:
@@ -91,9 +95,9 @@ onerror:
 
 
 rule all:
+    default_target: True
     input:
-        "results/tables/results.csv",
+        rules.collect_results.output,
         rules.results_latex.output,
         rules.compute_statistics.output,
-        expand("results/figures/{name}.{ext}", name=FIGURE_KINDS, ext=["pdf", "png"]),
-    default_target: True
+        expand(PATHS.figure, name=FIGURE_KINDS, ext=["pdf", "png"]),

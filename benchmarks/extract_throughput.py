@@ -3,7 +3,8 @@
 On a generated JPEG folder (ImageFolder layout, `--images` images at 224 px, written once into `--data`):
 - once per dataset and size: the cache_images job (JPEG decode + resize in DataLoader workers into the HDF5 image
   cache that every model at that size shares); its rate is printed;
-- real: transferbench.features.extract_to_hdf5 on that cache, exactly what the extract_features job runs (batches
+- real: transferbench.features.extract.extract_to_hdf5 on that cache, exactly what the extract_features job runs
+  (batches
   read by a DataLoader worker, centre crop + normalize, forward in inference mode, HDF5 written batch by batch);
 - bound: the same model's forward pass alone, in inference mode, on in-memory normalized tensors of the same batch
   size.
@@ -21,11 +22,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from transferbench.datasets import DatasetSpec, make_split
-from transferbench.features import extract_to_hdf5
-from transferbench.image_cache import write_image_cache
-from transferbench.images import storage_size
-from transferbench.models import ModelSpec, build_model
+from transferbench.data.image_cache import write_image_cache
+from transferbench.data.images import storage_size
+from transferbench.data.splits import DatasetSpec, make_split
+from transferbench.features.extract import extract_to_hdf5
+from transferbench.models.spec import ModelSpec, build_model
 
 
 def write_jpeg_folder(root: Path, n_images: int, size: int = 224, classes: int = 10, seed: int = 0) -> Path:

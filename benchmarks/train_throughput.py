@@ -1,7 +1,7 @@
 """Training throughput of the real training loop against the forward+backward bound, measured in one run.
 
 For each demo model (config/config.yaml), the same model, batch size and optimizer run twice on the same machine:
-- real: transferbench.training.train_classifier on a uint8 image cache (per-step batch sampling, torchvision
+- real: transferbench.train.loop.train_classifier on a uint8 image cache (per-step batch sampling, torchvision
   random-resized-crop + flip, normalization, SGD with Nesterov and cosine decay), timed by its own wall clock;
 - bound: a bare loop of forward, cross-entropy, backward and the same SGD step on one pre-normalized in-memory
   batch.
@@ -21,9 +21,9 @@ import torch
 import yaml
 
 from transferbench.config import PAPER_TRAINING
-from transferbench.images import Preprocessing
-from transferbench.models import ModelSpec, build_model
-from transferbench.training import train_classifier
+from transferbench.data.images import Preprocessing
+from transferbench.models.spec import ModelSpec, build_model
+from transferbench.train.loop import train_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from transferbench.datasets import DatasetSpec, make_split
-
+from transferbench.data.splits import DatasetSpec, make_split
 
 # A researcher's own model file (config key model_modules), registered the timm way.
 NARROW_RESNET = textwrap.dedent('''

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:  # images imports torchvision (about 2 s): the probe jobs, which need none of it, skip it
-    from .images import Preprocessing
+    from transferbench.data.images import Preprocessing
 
 
 def pick_device(requested: str = "auto") -> torch.device:

@@ -7,11 +7,11 @@ import time
 
 import numpy as np
 
-from . import metrics
-from .atomic import write_json
-from .feature_store import load_features
-from .predictions import save_predictions
-from .probe import LinearProbe
+from transferbench import metrics
+from transferbench.atomic import write_json
+from transferbench.features.store import load_features
+from transferbench.predictions import save_predictions
+from transferbench.probe import LinearProbe
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .atomic import atomic_path
+from transferbench.atomic import atomic_path
 
 
 def save_predictions(path, labels, scores) -> None:

@@ -12,39 +12,32 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .atomic import atomic_path
+from transferbench.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-PREFETCH_HINT = "run `snakemake --cores 1 prefetch` (with your --configfile) where there is internet"
 BIRDSNAP_LIST = "http://thomasberg.org/datasets/birdsnap/1.1/birdsnap.tgz"
 SUN397_PARTITIONS = "https://vision.princeton.edu/projects/2010/SUN/download/Partitions.zip"
-
-
-def hub_offline() -> bool:
-    """Whether jobs must not download (HF_HUB_OFFLINE set, as the workflow sets it for every job but prefetch)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def fetch_model(spec) -> str:
     """Download a model's hub weights into the library's cache (nothing to do for checkpoints); returns a line
     saying what was done."""
     if spec.pretrained == "checkpoint":
-        from .models import read_checkpoint
+        from transferbench.models.spec import read_checkpoint
 
         read_checkpoint(spec.checkpoint)  # there and readable
         return f"{spec.name}: local checkpoint {spec.checkpoint}"
     if spec.pretrained != "hub":
         return f"{spec.name}: weights made by the workflow"
     if spec.torchvision:
-        from .torchvision_models import fetch_weights, weights_file
+        from transferbench.models.tv_adapter import fetch_weights, weights_file
 
         if weights_file(spec.torchvision).is_file():
             return f"{spec.name}: torchvision weights already in {weights_file(spec.torchvision)}"
@@ -78,7 +71,7 @@ def fetch_dataset(source: str, root, options: dict | None = None, workers: int =
     """Fill `root` with a paper dataset in the layout its reader expects, unless the reader finds it complete."""
     from torchvision.datasets.utils import download_and_extract_archive
 
-    from .paper_datasets import PAPER_DATASETS, MissingDataError, read_paper_dataset
+    from transferbench.data.paper import PAPER_DATASETS, MissingDataError, read_paper_dataset
 
     root = Path(root)
     try:
@@ -154,7 +147,7 @@ def fetch_birdsnap_images(base, workers: int = 16, timeout: float = 30.0) -> int
 def prefetch(model_specs, datasets: dict, data_root) -> list[str]:
     """Fetch every model's weights and every paper dataset {name: config entry}; returns the problems (empty:
     everything is in place). Each item is logged as it finishes."""
-    from .paper_datasets import PAPER_DATASETS
+    from transferbench.data.paper import PAPER_DATASETS
 
     problems = []
     items = [(spec.name, lambda s=spec: fetch_model(s)) for spec in model_specs]

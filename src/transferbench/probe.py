@@ -37,8 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import metrics
-from .inference import pick_device
+from transferbench import metrics
+from transferbench.inference import pick_device
 
 log = logging.getLogger(__name__)
 

@@ -58,7 +58,7 @@ def job_context(snakemake):
     torch = sys.modules.get("torch")  # only jobs that use torch have imported it; the others skip its import
     if torch is not None:
         torch.set_num_threads(threads)
-        from .models import import_model_modules
+        from transferbench.models.spec import import_model_modules
 
         import_model_modules(snakemake.config.get("model_modules", []))  # their architectures, before any build
     log = logging.getLogger("transferbench.job")

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from transferbench.config import (ConfigError, grid_points, linear_grid, load_config, missing_data, training_settings,
-                                  validate_config)
+from transferbench.checks import missing_data, validate_config
+from transferbench.config import ConfigError, grid_points, linear_grid, load_config, training_settings
 
 pytestmark = pytest.mark.unit
 DEMO = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
@@ -23,7 +23,8 @@ def test_demo_config_is_valid_and_gets_defaults(demo):
 
 def test_unknown_mode_names_key_and_choices(demo):
     demo["modes"] = ["linear", "scrach"]
-    with pytest.raises(ConfigError, match=r"modes\.1.*valid choices: linear, finetune, scratch.*did you mean 'scratch'"):
+    with pytest.raises(ConfigError,
+                       match=r"modes\.1.*valid choices: linear, finetune, scratch.*did you mean 'scratch'"):
         validate_config(demo)
 
 
@@ -102,10 +103,12 @@ def test_missing_data_names_each_path_the_config_gives(demo, tmp_path, monkeypat
         "pets": {"source": "oxford_pets"}, "textures": {"source": "dtd"}})
     own, paper = missing_data(validate_config(demo, cross_references=False))
     assert own == [
-        "config key 'models.mine.checkpoint': ckpt/mine.pth is not a file (paths are relative to the working directory)",
+        "config key 'models.mine.checkpoint': ckpt/mine.pth is not a file (paths are relative to the working "
+        "directory)",
         "config key 'datasets.folder.root': have/test not found; expected have/train/<class>/<image>, "
         "have/test/<class>/<image> (val/ optional)",
-        "config key 'datasets.listed.root': nowhere is not a folder (the folder the split file's paths are relative to)",
+        "config key 'datasets.listed.root': nowhere is not a folder (the folder the split file's paths are "
+        "relative to)",
         "config key 'datasets.listed.split_file': split.csv is not a file; expected a CSV with a header row "
         "path,label,split"]
     assert len(paper) == 1 and paper[0].startswith("config key 'datasets.pets': Oxford-IIIT Pets is not under data "

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from transferbench.datasets import DatasetSpec, Split, make_split
-from transferbench.images import decode_images
 from tests.conftest import write_csv_dataset, write_imagefolder
+from transferbench.data.images import decode_images
+from transferbench.data.splits import DatasetSpec, Split, make_split
 
 pytestmark = pytest.mark.unit
 

@@ -42,7 +42,8 @@ def test_failed_and_interrupted_jobs_are_read_from_the_main_log():
     assert jobs == [
         {"rule": "extract_features", "output": "results/features/broken/digits.h5",
          "log": "logs/extract_features/broken/digits.log", "interrupted": False},
-        {"rule": "pretrain_upstream", "output": "results/upstream/small/weights.pth, results/upstream/small/metrics.json",
+        {"rule": "pretrain_upstream",
+         "output": "results/upstream/small/weights.pth, results/upstream/small/metrics.json",
          "log": "logs/pretrain_upstream/small.log", "interrupted": True},
     ]
 
@@ -51,7 +52,8 @@ def test_summary_names_each_failure_its_error_and_log(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "logs/extract_features/broken").mkdir(parents=True)
     (tmp_path / "logs/extract_features/broken/digits.log").write_text(
-        "INFO rule extract_features\nTraceback (most recent call last):\n  ...\nValueError: checkpoint broken.pth could "
+        "INFO rule extract_features\nTraceback (most recent call last):\n  ...\n"
+        "ValueError: checkpoint broken.pth could "
         "not be read\n\n")
     (tmp_path / "main.log").write_text(LOG)
     lines = failure_summary([tmp_path / "main.log"]).splitlines()

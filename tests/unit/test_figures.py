@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from transferbench import figures, stats
-from transferbench.figures import SINGLE_COLUMN, plot_dataset_size
+from transferbench.analysis import figures, stats
+from transferbench.analysis.figures import SINGLE_COLUMN, plot_dataset_size
 
 pytestmark = pytest.mark.unit
 

@@ -7,9 +7,9 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from transferbench.feature_store import load_features
-from transferbench.features import extract_to_hdf5
-from transferbench.models import ModelSpec, build_model
+from transferbench.features.extract import extract_to_hdf5
+from transferbench.features.store import load_features
+from transferbench.models.spec import ModelSpec, build_model
 
 pytestmark = pytest.mark.unit
 

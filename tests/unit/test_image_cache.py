@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from transferbench.feature_store import load_features
-from transferbench.features import extract_to_hdf5
-from transferbench.image_cache import CachedBatches, load_images, write_image_cache
-from transferbench.images import decode_images
+from transferbench.data.image_cache import CachedBatches, load_images, write_image_cache
+from transferbench.data.images import decode_images
+from transferbench.features.extract import extract_to_hdf5
+from transferbench.features.store import load_features
 
 from .test_models_and_features import demo_spec
 
@@ -19,7 +19,8 @@ def test_cache_holds_exactly_the_decoded_images(tmp_path, imagefolder_split):
     write_image_cache(dataset, split_path, 24, "bilinear", cache)
     for names in (["train"], ["train", "val"], ["test"]):
         ids, _ = split.select(*names)
-        assert torch.equal(load_images(cache, split, names, 24, "bilinear"), decode_images(dataset, ids, 24, "bilinear"))
+        assert torch.equal(load_images(cache, split, names, 24, "bilinear"),
+                           decode_images(dataset, ids, 24, "bilinear"))
     batches = CachedBatches(cache, split, "test", batch_size=4)
     assert len(batches) == 5 and torch.equal(torch.cat([batches[i] for i in range(5)]),
                                              load_images(cache, split, ["test"]))

@@ -9,10 +9,10 @@ import timm
 import torch
 
 from tests.conftest import write_imagefolder
-from transferbench.feature_store import load_features
-from transferbench.features import extract_to_hdf5
-from transferbench.imagenet_eval import imagenet_val_samples, measure_imagenet_top1
-from transferbench.models import ModelSpec, import_model_modules
+from transferbench.features.extract import extract_to_hdf5
+from transferbench.features.store import load_features
+from transferbench.models.imagenet_top1 import imagenet_val_samples, measure_imagenet_top1
+from transferbench.models.spec import ModelSpec, import_model_modules
 
 pytestmark = pytest.mark.unit
 WNIDS = ("n01440764", "n01443537", "n01484850")

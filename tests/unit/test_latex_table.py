@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from transferbench.latex_table import results_latex
+from transferbench.analysis.latex_table import results_latex
 
 pytestmark = pytest.mark.unit
 

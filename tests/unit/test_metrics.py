@@ -34,7 +34,8 @@ def test_11point_ap_hand_computed():
 def test_11point_ap_perfect_ranking_is_one_and_map_averages_classes():
     labels = np.array([[1, 0], [0, 1], [1, 0], [0, 0]])
     scores = np.array([[0.9, 0.1], [0.2, 0.1], [0.8, 0.3], [0.1, 0.9]])
-    # class 0 perfect -> 1; class 1: ranking -, +(0.1 ties with a negative 0.1 at the end: stable order keeps row 1 first)
+    # class 0 perfect -> 1; class 1: ranking -, +(0.1 ties with a negative 0.1 at the end: stable order keeps row 1
+    # first)
     ap1 = metrics.average_precision_11point(labels[:, 1], scores[:, 1])
     assert metrics.average_precision_11point(labels[:, 0], scores[:, 0]) == 1.0
     assert metrics.mean_ap_11point(labels, scores) == pytest.approx((1 + ap1) / 2)

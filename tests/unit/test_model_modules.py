@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from transferbench.features import extract_to_hdf5
-from transferbench.feature_store import load_features
-from transferbench.models import ModelSpec, build_model, import_model_modules
 from tests.conftest import NARROW_RESNET
+from transferbench.features.extract import extract_to_hdf5
+from transferbench.features.store import load_features
+from transferbench.models.spec import ModelSpec, build_model, import_model_modules
 
 pytestmark = pytest.mark.unit
 

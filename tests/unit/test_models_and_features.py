@@ -4,10 +4,10 @@ import pytest
 import timm
 import torch
 
-from transferbench.datasets import make_split
-from transferbench.feature_store import load_features, mismatches
-from transferbench.features import extract_to_hdf5, feature_attrs, mark_stale_features, stale_reasons
-from transferbench.models import ModelSpec, build_model
+from transferbench.data.splits import make_split
+from transferbench.features.extract import extract_to_hdf5, feature_attrs, stale_reasons
+from transferbench.features.store import load_features, mismatches
+from transferbench.models.spec import ModelSpec, build_model
 
 pytestmark = pytest.mark.unit
 
@@ -73,7 +73,7 @@ def test_extract_writes_every_split_with_attrs_and_completion_mark(tmp_path, ima
         assert h5["train"]["features"].chunks is not None
     # features equal a direct forward pass of the model on the same preprocessed images
     model = build_model(spec, num_classes=0).eval()
-    from transferbench.images import Preprocessing, decode_images
+    from transferbench.data.images import Preprocessing, decode_images
     images = decode_images(dataset, split.ids["test"], 32, "bilinear")
     direct = model(Preprocessing(32, (0.5,) * 3, (0.25,) * 3).evaluation(images)).detach().numpy()
     np.testing.assert_allclose(data["test"][0], direct, rtol=1e-5, atol=1e-6)
@@ -123,16 +123,17 @@ def test_stale_features_are_marked_out_of_date_and_kept(tmp_path, imagefolder_sp
     wider = dataclasses.replace(spec, kwargs={"width": 8, "depth": 1})
     cropped = dataclasses.replace(spec, crop_pct=0.5)
     requests = [(good, spec, split_path), (other_model, wider, split_path), (other_crop, cropped, split_path),
-                (truncated, spec, split_path), (unfinished, spec, split_path), (tmp_path / "absent.h5", spec, split_path)]
-    marked = mark_stale_features(requests)
-    assert marked == [str(p) for p in (other_model, other_crop, truncated, unfinished)]
+                (truncated, spec, split_path), (unfinished, spec, split_path),
+                (tmp_path / "absent.h5", spec, split_path)]
+    mtimes = {p: os.path.getmtime(p) for p, _, _ in requests if p.exists()}
+    stale = [p for p, s, split in requests if p.exists() and stale_reasons(p, s, split)]
+    assert stale == [other_model, other_crop, truncated, unfinished]
     assert "kwargs" in stale_reasons(other_model, wider, split_path)[0]
     other_split = make_split(dataclasses.replace(dataset, val_fraction=0.5), seed=1)
     other_split.save(tmp_path / "other_split.json")
     assert "split_hash" in stale_reasons(good, spec, tmp_path / "other_split.json")[0]
     assert "crop_pct" in stale_reasons(other_crop, cropped, split_path)[0]
-    assert all(os.path.getmtime(p) == 0 for p in marked) and os.path.getmtime(good) > 0
-    assert all(os.path.exists(p) for p in marked)  # nothing deleted before the recomputation replaces it
+    assert {p: os.path.getmtime(p) for p in mtimes} == mtimes  # looking changes nothing: the workflow reruns them
 
 
 def test_non_finite_features_stop_extraction_and_leave_no_file(tmp_path, imagefolder_split):

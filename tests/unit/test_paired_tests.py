@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
-from transferbench import paired_tests
+from transferbench.analysis import paired_tests
 from transferbench.predictions import save_predictions
 
 pytestmark = pytest.mark.unit

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from tests.paper_trees import VOC_OBJECTS, WRITERS, write_birdsnap, write_caltech101, write_cifar10
-from transferbench.config import validate_config
-from transferbench.datasets import DatasetSpec, Split, make_split
-from transferbench.images import DecodedImages
-from transferbench.paper_datasets import PAPER_DATASETS, SMALL_DATASETS, VOC_CLASSES, MissingDataError, voc_labels
+from transferbench.checks import validate_config
+from transferbench.data.images import DecodedImages
+from transferbench.data.paper import PAPER_DATASETS, SMALL_DATASETS, VOC_CLASSES, MissingDataError, voc_labels
+from transferbench.data.splits import DatasetSpec, Split, make_split
 
 pytestmark = pytest.mark.unit
 

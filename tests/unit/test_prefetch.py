@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.paper_trees import write_dtd
-from transferbench.models import ModelSpec, build_model
+from transferbench.models.spec import ModelSpec, build_model
 from transferbench.prefetch import fetch_birdsnap_images, fetch_dataset, fetch_model
 
 pytestmark = pytest.mark.unit

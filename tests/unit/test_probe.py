@@ -105,7 +105,7 @@ def test_objective_matches_sklearn_on_cnn_features_of_real_images():
     import timm
     import torch
 
-    import transferbench.demo_models  # noqa: F401  (registers tb_democnn)
+    import transferbench.models.demo  # noqa: F401  (registers tb_democnn)
 
     X, y = load_digits(return_X_y=True)
     images = torch.as_tensor(X.reshape(-1, 1, 8, 8) / 16, dtype=torch.float32).repeat(1, 3, 4, 4)

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from transferbench import regression
-from transferbench.stats import logit
+from transferbench.analysis import regression
+from transferbench.analysis.stats import logit
 
 pytestmark = pytest.mark.unit
 

@@ -1,6 +1,6 @@
 import pytest
 
-from transferbench.selection import select_grid_point
+from transferbench.train.selection import select_grid_point
 
 pytestmark = pytest.mark.unit
 

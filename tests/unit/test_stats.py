@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from transferbench import stats
+from transferbench.analysis import __main__ as cli
+from transferbench.analysis import stats
 
 pytestmark = pytest.mark.unit
 
@@ -71,7 +72,7 @@ def test_stats_command_writes_correlations_csv(tmp_path):
     rng = np.random.default_rng(3)
     table = table_from(rng.uniform(70, 80, 6), rng.uniform(0.5, 0.9, (6, 2)), ["a", "b"])
     table.to_csv(tmp_path / "results.csv", index=False)
-    stats.main(["--results", str(tmp_path / "results.csv"), "--out", str(tmp_path / "out"), "--n-boot", "100"])
+    cli.main(["--results", str(tmp_path / "results.csv"), "--out", str(tmp_path / "out"), "--n-boot", "100"])
     out = pd.read_csv(tmp_path / "out" / "correlations.csv")
     assert {"mode", "subset", "r", "ci_low", "ci_high", "n_models", "n_datasets"} <= set(out.columns)
 
@@ -82,7 +83,7 @@ def test_stats_command_writes_regressions_and_mode_comparison(tmp_path):
     table = pd.concat([table_from(top1, rng.uniform(0.5, 0.9, (6, 2)), ["a", "b"], mode=m)
                        for m in ("linear", "finetune")])
     table.to_csv(tmp_path / "results.csv", index=False)
-    stats.main(["--results", str(tmp_path / "results.csv"), "--out", str(tmp_path / "out"), "--n-boot", "100"])
+    cli.main(["--results", str(tmp_path / "results.csv"), "--out", str(tmp_path / "out"), "--n-boot", "100"])
     regressions = pd.read_csv(tmp_path / "out" / "regressions.csv")
     assert set(zip(regressions["mode"], regressions["model"])) == {
         (m, k) for m in ("linear", "finetune") for k in ("ols", "glm_binomial")}

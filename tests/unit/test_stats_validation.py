@@ -5,9 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transferbench import stats
+from transferbench.analysis import __main__ as cli
+from transferbench.analysis import stats
+from transferbench.analysis.results import TableError, validate_table
+from transferbench.analysis.statistics import statistics_files, write_statistics
 from transferbench.predictions import save_predictions
-from transferbench.results import TableError, validate_table
 
 pytestmark = pytest.mark.unit
 
@@ -26,7 +28,7 @@ def run_cli(tmp_path, table, capsys, *extra):
     path = tmp_path / "T.csv"
     table.to_csv(path, index=False)
     with pytest.raises(SystemExit) as exit_info:
-        stats.main(["--results", str(path), "--out", str(tmp_path / "out"), "--n-boot", "50", *extra])
+        cli.main(["--results", str(path), "--out", str(tmp_path / "out"), "--n-boot", "50", *extra])
     err = capsys.readouterr().err
     return exit_info.value.code, err
 
@@ -62,7 +64,7 @@ def test_nan_and_empty_values_are_errors_not_counted_models(tmp_path, capsys):
     text[2] = text[2].replace(text[2].split(",")[4], "", 1)
     path.write_text("\n".join(text) + "\n")
     with pytest.raises(TableError, match=r"column 'value' is empty or NaN in 1 row\(s\): \(resnet0, pets, linear\)"):
-        stats.write_statistics(path, tmp_path / "out2")
+        write_statistics(path, statistics_files(tmp_path / "out2"))
 
 
 def test_text_in_a_numeric_column_is_named():
@@ -163,12 +165,12 @@ def with_predictions(tmp_path):
 def test_relative_predictions_resolve_against_root(tmp_path, monkeypatch):
     csv = with_predictions(tmp_path / "study")
     monkeypatch.chdir(tmp_path)  # not the workflow's directory
-    stats.main(["--results", str(csv), "--out", str(tmp_path / "out"), "--n-boot", "50", "--root",
+    cli.main(["--results", str(csv), "--out", str(tmp_path / "out"), "--n-boot", "50", "--root",
                 str(tmp_path / "study")])
     paired = pd.read_csv(tmp_path / "out/paired_tests.csv")
     assert len(paired) == 6
     monkeypatch.chdir(tmp_path / "study")  # the workflow's directory: the default root
-    stats.write_statistics(csv, tmp_path / "out2", n_boot=50)
+    write_statistics(csv, statistics_files(tmp_path / "out2"), n_boot=50)
     assert (tmp_path / "out2/paired_tests.csv").exists()
 
 
@@ -176,7 +178,7 @@ def test_missing_predictions_are_named_and_the_root_to_pass_is_suggested(tmp_pat
     csv = with_predictions(tmp_path / "study")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as info:
-        stats.main(["--results", str(csv), "--out", str(tmp_path / "out"), "--n-boot", "50"])
+        cli.main(["--results", str(csv), "--out", str(tmp_path / "out"), "--n-boot", "50"])
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert f"6 predictions file(s) of {csv} not found: {tmp_path}/results/linear/resnet0/cifar10.predictions.npz" in err
@@ -185,4 +187,4 @@ def test_missing_predictions_are_named_and_the_root_to_pass_is_suggested(tmp_pat
     (tmp_path / "study/results/linear/resnet1/pets.predictions.npz").unlink()
     with pytest.raises(TableError, match=r"1 predictions file\(s\) .* not found: .*resnet1/pets.predictions.npz; "
                                          r"relative paths are taken relative to .*study; pass --root"):
-        stats.write_statistics(csv, tmp_path / "out", root=tmp_path / "study")
+        write_statistics(csv, statistics_files(tmp_path / "out"), root=tmp_path / "study")

@@ -4,10 +4,10 @@ import pytest
 import torch
 import torchvision
 
-from transferbench.feature_store import load_features
-from transferbench.features import extract_to_hdf5
-from transferbench.models import ModelSpec, build_model, model_problems
-from transferbench.torchvision_models import torchvision_cfg
+from transferbench.features.extract import extract_to_hdf5
+from transferbench.features.store import load_features
+from transferbench.models.spec import ModelSpec, build_model, model_problems
+from transferbench.models.tv_adapter import torchvision_cfg
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +52,8 @@ def test_weights_tag_gives_its_own_preprocessing():
 
 
 def test_config_problems_name_what_is_wrong():
-    assert "did you mean 'resnet50'" in model_problems({"torchvision": "resnet5O.IMAGENET1K_V1", "imagenet_top1": 76})[0]
+    problems = model_problems({"torchvision": "resnet5O.IMAGENET1K_V1", "imagenet_top1": 76})
+    assert "did you mean 'resnet50'" in problems[0]
     assert "IMAGENET1K_V2" in model_problems({"torchvision": "resnet50", "imagenet_top1": 80.9})[0]  # tag required
     assert "unknown weights 'V3'" in model_problems({"torchvision": "resnet50.V3", "imagenet_top1": 80.9})[0]
     assert "exactly one" in model_problems({"timm": "resnet50.a1_in1k", "torchvision": "resnet50"})[0]

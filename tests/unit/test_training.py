@@ -6,9 +6,9 @@ import pytest
 import timm
 import torch
 
-import transferbench.demo_models  # noqa: F401  (registers tb_democnn with timm)
-from transferbench.images import Preprocessing
-from transferbench.training import Preempted, batch_indices, bn_momentum, train_classifier
+import transferbench.models.demo  # noqa: F401  (registers tb_democnn with timm)
+from transferbench.data.images import Preprocessing
+from transferbench.train.loop import Preempted, batch_indices, bn_momentum, train_classifier
 
 pytestmark = pytest.mark.unit
 
@@ -93,7 +93,7 @@ def test_multilabel_training_uses_sigmoid_loss_and_map():
 def test_batched_random_resized_crop_follows_torchvision_box_distribution():
     from torchvision.transforms import RandomResizedCrop
 
-    from transferbench.images import random_resized_crop_boxes
+    from transferbench.data.images import random_resized_crop_boxes
 
     n, height, width, scale = 4000, 40, 60, (0.08, 1.0)
     boxes = random_resized_crop_boxes(n, height, width, scale, np.random.default_rng(0))
@@ -120,7 +120,7 @@ def test_training_crop_of_the_full_image_is_a_resize():
 def test_crop_and_resize_samples_like_roi_align_with_adaptive_area_averaging():
     from torchvision.ops import roi_align
 
-    from transferbench.images import crop_and_resize
+    from transferbench.data.images import crop_and_resize
 
     rng = np.random.default_rng(1)
     images = torch.as_tensor(rng.integers(0, 256, (6, 3, 40, 40)), dtype=torch.float32)
@@ -134,7 +134,7 @@ def test_crop_and_resize_samples_like_roi_align_with_adaptive_area_averaging():
 
 
 def test_mirrored_crops_are_the_flipped_crops():
-    from transferbench.images import crop_and_resize
+    from transferbench.data.images import crop_and_resize
 
     rng = np.random.default_rng(2)
     images = torch.as_tensor(rng.integers(0, 256, (4, 3, 40, 40)), dtype=torch.float32)
@@ -146,7 +146,7 @@ def test_mirrored_crops_are_the_flipped_crops():
 
 
 def test_crop_draws_of_a_step_depend_on_seed_and_step_only():
-    from transferbench.images import _chunk_draws, crop_draws
+    from transferbench.data.images import _chunk_draws, crop_draws
 
     sequence = [crop_draws(3, step, 8, 40, 40, (0.08, 1.0), True) for step in range(60, 70)]
     _chunk_draws.cache_clear()  # a resumed job starts with nothing cached

@@ -25,6 +25,18 @@ def snakemake(workdir, *args, check=True, env=None):
     return proc
 
 
+def copy_checkout(dest: Path) -> Path:
+    """A fresh clone of this checkout at `dest`: the files git tracks plus the untracked ones it does not ignore (what
+    a commit of the working tree holds), nothing else (no results/, .snakemake/ or build outputs)."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
 def study_dir(path, config=TINY):
     (path / "config").mkdir(parents=True)
     shutil.copy(config, path / "config" / "config.yaml")

@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from tests.conftest import NARROW_RESNET, write_csv_dataset
-from transferbench.models import ModelSpec, build_model, import_model_modules
+from transferbench.models.spec import ModelSpec, build_model, import_model_modules
 
 from .conftest import snakemake
 

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from tests.paper_trees import write_dtd, write_voc2007
-from transferbench import demo_models  # noqa: F401  (registers tb_democnn)
+from transferbench.models import demo  # noqa: F401  (registers tb_democnn)
 
 from .conftest import snakemake
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, copy_checkout
 
 pytestmark = pytest.mark.workflow
 README = ROOT / "README.md"
@@ -46,7 +45,8 @@ NOT_RUN = {
     r"^snakemake$": "Snakemake's name in prose",
 }
 CHECKED = [
-    r"\.venv/bin/snakemake --cores 2$", r"^snakemake --cores 2$", r"^snakemake -n -q rules --configfile config/paper\.yaml$",
+    r"\.venv/bin/snakemake --cores 2$", r"^snakemake --cores 2$",
+    r"^snakemake -n -q rules --configfile config/paper\.yaml$",
     r"^snakemake --profile slurm -j 64 --configfile config/paper\.yaml$", r"^snakemake --profile slurm -j 64$",
     r"^snakemake --cores 1 prefetch --configfile config/paper\.yaml$", r"^mkdir -p ~/\.config/snakemake && ln -s",
     r"^snakemake --cores 2 fig2_correlation$", r"^snakemake --cores 2 results/linear/cnn_w8_d2/digits\.json$",
@@ -62,16 +62,9 @@ def command(pattern: str) -> str:
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory):
-    """A fresh clone of this checkout: the files git tracks plus the untracked ones it does not ignore (what a commit
-    of the working tree holds), nothing else (no results/, no .snakemake/); HOME and the weight caches are empty
-    folders of its own."""
-    root = tmp_path_factory.mktemp("clone")
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,
-                            check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, root / name)
+    """A fresh clone of this checkout (conftest.copy_checkout); HOME and the weight caches are empty folders of its
+    own."""
+    root = copy_checkout(tmp_path_factory.mktemp("clone"))
     (root.parent / f"{root.name}_home").mkdir()
     return root
 

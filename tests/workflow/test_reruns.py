@@ -1,10 +1,16 @@
 """Incremental reruns: Snakemake redoes only what a change touches (outputs, params, inputs are its triggers)."""
 
+import os
+import re
 import shutil
 
 import pytest
-import re
+import timm
+import torch
 import yaml
+
+from tests.conftest import NARROW_RESNET
+from transferbench.models.spec import ModelSpec, build_model, import_model_modules
 
 from .conftest import TINY, snakemake
 
@@ -123,3 +129,54 @@ def test_features_made_for_another_model_are_recomputed_even_without_snakemake_m
     jobs = dry_run_jobs(workdir)
     extractions = sorted((wc["model"], wc["dataset"]) for rule, wc in jobs if rule == "extract_features")
     assert extractions == [("small", "digits"), ("small", "marks")]
+
+
+def file_states(workdir) -> dict:
+    """(size, mtime) of every file of the study outside Snakemake's own .snakemake folder."""
+    return {p.relative_to(workdir): (p.stat().st_size, p.stat().st_mtime_ns) for p in workdir.rglob("*")
+            if p.is_file() and ".snakemake" not in p.relative_to(workdir).parts}
+
+
+def test_a_changed_preprocessing_reruns_the_models_jobs_only_and_looking_changes_no_file(tmp_path):
+    """A model whose resolved preprocessing changes while its config entry does not (a timm release changing a
+    pretrained config's mean/std; here the researcher's module, its file time kept) reruns its extraction, fine-tune
+    and scratch jobs and what depends on them, nothing of the other model. Dry runs, --lint and --list-changes,
+    even with a stale features file in the study, change no file."""
+    workdir = tmp_path / "preprocessing"
+    (workdir / "config").mkdir(parents=True)
+    (workdir / "my_models.py").write_text(NARROW_RESNET)
+    if "tb_test_resnet_narrow" not in timm.list_models():  # the unit tests may have registered it in this process
+        import_model_modules([workdir / "my_models.py"])
+    torch.manual_seed(0)
+    for name, arch, kwargs in (("narrow", "tb_test_resnet_narrow", {}),
+                               ("cnn", "tb_democnn", {"width": 4, "depth": 1})):
+        model = build_model(ModelSpec("m", arch, "checkpoint", kwargs=kwargs), num_classes=10, weights=False)
+        torch.save(model.state_dict(), workdir / f"{name}.pth")
+    config = yaml.safe_load(TINY.read_text())
+    config.update(model_modules=["my_models.py"], datasets={"digits": config["datasets"]["digits"]}, models={
+        "narrow": {"timm": "tb_test_resnet_narrow", "checkpoint": "narrow.pth", "imagenet_top1": 30.0,
+                   "resolution": 16},
+        "cnn": {"timm": "tb_democnn", "kwargs": {"width": 4, "depth": 1}, "checkpoint": "cnn.pth",
+                "imagenet_top1": 40.0, "resolution": 16}})
+    del config["upstream"]
+    for mode in ("finetune", "scratch"):
+        config[mode]["grid"]["lr"] = config[mode]["grid"]["lr"][:1]
+    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(workdir, "--cores", "2")
+
+    stamp = (workdir / "my_models.py").stat()
+    (workdir / "my_models.py").write_text(NARROW_RESNET.replace('"mean": (0.5, 0.5, 0.5)', '"mean": (0.4, 0.5, 0.6)'))
+    os.utime(workdir / "my_models.py", ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # only the resolved spec differs
+    jobs = dry_run_jobs(workdir)
+    assert {wc.get("model") for rule, wc in jobs if rule not in AGGREGATES} == {"narrow"}
+    assert {rule for rule, _ in jobs} - AGGREGATES == {
+        "extract_features", "train_grid_point", "train_final",  # the jobs that read the preprocessing
+        "fit_linear_probe", "select_grid_point"}  # and those that read their outputs
+
+    features = workdir / "results/features"
+    shutil.copy2(features / "cnn/digits.h5", features / "narrow/digits.h5")  # stale: made for another model
+    before = file_states(workdir)
+    assert ("flag_stale_features", {"model": "narrow", "dataset": "digits"}) in dry_run_jobs(workdir)
+    for args in (["--lint"], ["--list-changes", "params"], ["--list-changes", "input"], ["-n", "--cores", "2"]):
+        snakemake(workdir, *args, check=args[0] != "--lint")
+    assert file_states(workdir) == before

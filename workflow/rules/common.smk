@@ -1,18 +1,62 @@
 # Config lookups and input functions. A job's params carry only its own slice of the config, so adding a model
 # or a dataset changes no other job's params (Snakemake's params rerun trigger stays quiet).
 
+import os
 import re
 from functools import cache
 from types import SimpleNamespace
 
 from transferbench.config import grid_points, linear_grid, training_settings, upstream_settings
-from transferbench.paper_datasets import PAPER_DATASETS
+from transferbench.data.paper import PAPER_DATASETS
 
 CONDA_ENV = "../../envs/transferbench.yaml"  # for --software-deployment-method conda (relative to rules/)
 MODELS = list(config["models"])
 DATASETS = list(config["datasets"])
 TRAIN_MODES = [m for m in config["modes"] if m in ("finetune", "scratch")]
 UPSTREAM_MODELS = [m for m, e in config["models"].items() if e.get("pretrained") == "upstream"]
+FIGURE_KINDS = ["fig2_correlation", "fig_per_dataset", "fig_modes_per_dataset", "fig_dataset_size"]
+if {"finetune", "scratch"} <= set(config["modes"]):
+    FIGURE_KINDS.append("fig_finetune_vs_scratch")
+UPSTREAM_LABEL = "Upstream top-1 (%)" if UPSTREAM_MODELS else "ImageNet top-1 (%)"
+
+# Every path the workflow writes, once: the rules' outputs are these templates, and every consumer fills them in
+# (path(), expand) instead of writing a path out again.
+PATHS = SimpleNamespace(
+    generated="results/datasets/{dataset}",
+    split="results/splits/{dataset}.json",
+    images="results/images/{dataset}/{size}px_{interpolation}.h5",
+    upstream_weights="results/upstream/{model}/weights.pth",
+    upstream_metrics="results/upstream/{model}/metrics.json",
+    upstream_checkpoint="results/upstream/{model}/resume.ckpt",
+    imagenet_top1="results/imagenet/{model}.json",
+    features="results/features/{model}/{dataset}.h5",
+    stale_features="results/features/{model}/{dataset}.stale",
+    linear_result="results/linear/{model}/{dataset}.json",
+    linear_predictions="results/linear/{model}/{dataset}.predictions.npz",
+    grid_point="results/{mode}/{model}/{dataset}/grid/{point}.json",
+    grid_checkpoint="results/{mode}/{model}/{dataset}/grid/{point}.ckpt",
+    selection="results/{mode}/{model}/{dataset}/selection.json",
+    final_result="results/{mode}/{model}/{dataset}/final.json",
+    final_predictions="results/{mode}/{model}/{dataset}/predictions.npz",
+    final_checkpoint="results/{mode}/{model}/{dataset}/final.ckpt",
+    table="results/tables/results.csv",
+    latex="results/tables/results.tex",
+    stats="results/stats/{name}",
+    figure="results/figures/{name}.{ext}",
+)
+
+
+def path(template, wc=None, **values):
+    """`template` filled from a job's wildcards and/or keyword values."""
+    return template.format(**(dict(wc.items()) if wc is not None else {}), **values)
+
+
+def figure(name, caption):
+    """A figure's PDF and PNG; the PNG goes into the Snakemake report with its caption (workflow/report/)."""
+    return {
+        "pdf": path(PATHS.figure, name=name, ext="pdf"),
+        "png": report(path(PATHS.figure, name=name, ext="png"), caption=f"../report/{caption}", category="Figures"),
+    }
 
 
 def _alternatives(names):
@@ -28,16 +72,18 @@ wildcard_constraints:
     interpolation="bilinear|bicubic|nearest",
 
 
-def upstream_weights(model):
-    return f"results/upstream/{model}/weights.pth"
+def model_entry(model):
+    """This model's config entry, with the workflow's own checkpoint for upstream-pretrained models."""
+    entry = dict(config["models"][model])
+    if entry.get("pretrained") == "upstream":
+        entry["checkpoint"] = path(PATHS.upstream_weights, model=model)
+    return entry
 
 
 def model_params(wc):
-    """This model's config entry, with the workflow's own checkpoint for upstream-pretrained models."""
-    entry = dict(config["models"][wc.model])
-    if entry.get("pretrained") == "upstream":
-        entry["checkpoint"] = upstream_weights(wc.model)
-    return entry
+    """The model's resolved spec (weights and preprocessing from timm's or torchvision's pretrained config) as the
+    job's params: jobs rebuild it as is, and a change of the resolved preprocessing reruns them."""
+    return model_spec(wc.model).to_params()
 
 
 def model_inputs(wc):
@@ -46,7 +92,7 @@ def model_inputs(wc):
     entry = config["models"][wc.model]
     inputs = {"model_modules": config["model_modules"]} if config["model_modules"] else {}
     if entry.get("pretrained") == "upstream":
-        inputs["weights"] = upstream_weights(wc.model)
+        inputs["weights"] = path(PATHS.upstream_weights, wc)
     elif "checkpoint" in entry:
         inputs["weights"] = entry["checkpoint"]
     return inputs
@@ -55,17 +101,41 @@ def model_inputs(wc):
 @cache
 def model_spec(model):
     """The model's spec with its preprocessing resolved (timm's or torchvision's pretrained config)."""
-    from transferbench.models import ModelSpec
+    from transferbench.models.spec import ModelSpec
 
-    return ModelSpec.from_config(model, model_params(SimpleNamespace(model=model))).with_preprocessing()
+    return ModelSpec.from_config(model, model_entry(model)).with_preprocessing()
+
+
+@cache
+def _stale_reasons(model, dataset):
+    from transferbench.features.extract import stale_reasons
+
+    features = path(PATHS.features, model=model, dataset=dataset)
+    if not os.path.exists(features):
+        return []
+    return stale_reasons(features, model_spec(model), path(PATHS.split, dataset=dataset))
+
+
+def stale_features(wc):
+    """([the stale flag], reasons) when the model x dataset's features file exists but records another model, weights,
+    preprocessing or split, or is unfinished or unreadable; else ([], []). The flag (rule flag_stale_features, a
+    temporary file) is an input of the extraction, so it reruns whatever Snakemake's own records say, and a dry run
+    shows it without changing any file."""
+    reasons = _stale_reasons(wc.model, wc.dataset)
+    return ([path(PATHS.stale_features, wc)] if reasons else []), reasons
 
 
 def image_cache(wc):
     """The dataset's decoded images at this model's storage size and interpolation."""
-    from transferbench.images import storage_size
+    from transferbench.data.images import storage_size
 
     spec = model_spec(wc.model)
-    return f"results/images/{wc.dataset}/{storage_size(spec.resolution, spec.crop_pct)}px_{spec.interpolation}.h5"
+    return path(
+        PATHS.images,
+        dataset=wc.dataset,
+        size=storage_size(spec.resolution, spec.crop_pct),
+        interpolation=spec.interpolation,
+    )
 
 
 def dataset_root(name):
@@ -73,7 +143,7 @@ def dataset_root(name):
     config's data_root for the paper's datasets (each in its own folder under it)."""
     entry = config["datasets"][name]
     if entry["source"] == "generated":
-        return f"results/datasets/{name}"
+        return path(PATHS.generated, dataset=name)
     if entry["source"] in PAPER_DATASETS:
         return entry.get("root", config["data_root"])
     return entry.get("root")
@@ -123,29 +193,31 @@ def run_settings(wc):
 
 
 def grid_files(wc):
-    return expand("results/{mode}/{model}/{dataset}/grid/{point}.json", mode=wc.mode, model=wc.model,
-                  dataset=wc.dataset, point=mode_grid(wc.mode, wc.dataset))
+    return expand(
+        PATHS.grid_point, mode=wc.mode, model=wc.model, dataset=wc.dataset, point=mode_grid(wc.mode, wc.dataset)
+    )
 
 
-def result_file(model, dataset, mode):
+def result_files(model, dataset, mode):
+    """(result json, per-example predictions) of one model x dataset x mode."""
     if mode == "linear":
-        return f"results/linear/{model}/{dataset}.json"
-    return f"results/{mode}/{model}/{dataset}/final.json"
-
-
-def predictions_file(model, dataset, mode):
-    if mode == "linear":
-        return f"results/linear/{model}/{dataset}.predictions.npz"
-    return f"results/{mode}/{model}/{dataset}/predictions.npz"
+        return (
+            path(PATHS.linear_result, model=model, dataset=dataset),
+            path(PATHS.linear_predictions, model=model, dataset=dataset),
+        )
+    return (
+        path(PATHS.final_result, mode=mode, model=model, dataset=dataset),
+        path(PATHS.final_predictions, mode=mode, model=model, dataset=dataset),
+    )
 
 
 def top1_source(model):
     """The file holding a model's measured top-1: its upstream pretraining (demo), the ImageNet val measurement
     (config imagenet_val), or None (the config's imagenet_top1)."""
     if config["models"][model].get("pretrained") == "upstream":
-        return upstream_weights(model).replace("weights.pth", "metrics.json")
+        return path(PATHS.upstream_metrics, model=model)
     if config.get("imagenet_val"):
-        return f"results/imagenet/{model}.json"
+        return path(PATHS.imagenet_top1, model=model)
     return None
 
 
@@ -158,9 +230,19 @@ def result_rows():
         top1_file = top1_source(model)
         for dataset in DATASETS:
             for mode in config["modes"]:
-                rows.append({"model": model, "dataset": dataset, "mode": mode, "result": result_file(model, dataset, mode),
-                             "predictions": predictions_file(model, dataset, mode),
-                             "split": f"results/splits/{dataset}.json", "imagenet_top1": top1, "top1_file": top1_file})
+                result, predictions = result_files(model, dataset, mode)
+                rows.append(
+                    {
+                        "model": model,
+                        "dataset": dataset,
+                        "mode": mode,
+                        "result": result,
+                        "predictions": predictions,
+                        "split": path(PATHS.split, dataset=dataset),
+                        "imagenet_top1": top1,
+                        "top1_file": top1_file,
+                    }
+                )
     return rows
 
 
@@ -190,15 +272,24 @@ def study_jobs():
 
 def study_summary(config_files):
     """The config file(s) in force, the study's size and each training mode's protocol (grid, steps, batch)."""
-    from transferbench.training import total_steps
+    from transferbench.train.loop import total_steps
 
     modes = config["modes"]
-    lines = [f"transferbench: study {' + '.join(config_files)}: {len(MODELS)} models x {len(DATASETS)} datasets x "
-             f"{len(modes)} modes ({', '.join(modes)}) = {len(MODELS) * len(DATASETS) * len(modes):,} results, "
-             f"{sum(study_jobs().values()):,} jobs in all"]
+    lines = [
+        f"transferbench: study {' + '.join(config_files)}: {len(MODELS)} models x {len(DATASETS)} datasets x "
+        f"{len(modes)} modes ({', '.join(modes)}) = {len(MODELS) * len(DATASETS) * len(modes):,} results, "
+        f"{sum(study_jobs().values()):,} jobs in all"
+    ]
     for mode in TRAIN_MODES:  # the protocol in force, per distinct setting over the datasets
-        protocols = sorted({(len(mode_grid(mode, d)), total_steps(s), s["batch_size"])
-                            for d in DATASETS for s in [_settings_without_grid(mode, d)]})
-        lines.append(f"  {mode}: " + " | ".join(f"{g} grid points x {steps:,} steps at batch {batch}"
-                                               for g, steps, batch in protocols))
+        protocols = sorted(
+            {
+                (len(mode_grid(mode, d)), total_steps(s), s["batch_size"])
+                for d in DATASETS
+                for s in [_settings_without_grid(mode, d)]
+            }
+        )
+        lines.append(
+            f"  {mode}: "
+            + " | ".join(f"{g} grid points x {steps:,} steps at batch {batch}" for g, steps, batch in protocols)
+        )
     return "\n".join(lines)

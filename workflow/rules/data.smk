@@ -4,14 +4,14 @@
 
 rule generate_dataset:
     output:
-        directory("results/datasets/{dataset}"),
-    params:
-        generator=generator_params,
-        seed=config["seed"],
+        directory(PATHS.generated),
     log:
         "logs/generate_dataset/{dataset}.log",
     conda:
         CONDA_ENV
+    params:
+        generator=generator_params,
+        seed=config["seed"],
     script:
         "../scripts/generate_dataset.py"
 
@@ -20,14 +20,14 @@ rule make_split:
     input:
         unpack(dataset_inputs),
     output:
-        "results/splits/{dataset}.json",
-    params:
-        dataset=dataset_params,
-        seed=config["seed"],
+        PATHS.split,
     log:
         "logs/make_split/{dataset}.log",
     conda:
         CONDA_ENV
+    params:
+        dataset=dataset_params,
+        seed=config["seed"],
     script:
         "../scripts/make_split.py"
 
@@ -35,18 +35,18 @@ rule make_split:
 rule cache_images:
     input:
         unpack(dataset_inputs),
-        split="results/splits/{dataset}.json",
+        split=PATHS.split,
     output:
-        "results/images/{dataset}/{size}px_{interpolation}.h5",
-    params:
-        dataset=dataset_params,
-    threads: 1
-    resources:
-        runtime=120,
-        mem_mb=4000,
+        PATHS.images,
     log:
         "logs/cache_images/{dataset}/{size}px_{interpolation}.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        runtime=120,
+        mem_mb=4000,
+    params:
+        dataset=dataset_params,
     script:
         "../scripts/cache_images.py"

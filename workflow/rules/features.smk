@@ -1,34 +1,40 @@
 # Penultimate-layer features of every model x dataset, cached in HDF5.
 
-from transferbench.features import mark_stale_features
 
-if workflow.is_main_process:
-    # The cache never lies: a features file recorded for another model, weights, preprocessing or split (or an
-    # unfinished, unreadable one) is marked out of date here, whatever Snakemake's own metadata says.
-    mark_stale_features(
-        (f"results/features/{m}/{d}.h5", model_spec(m), f"results/splits/{d}.json") for m in MODELS for d in DATASETS
-    )
+rule flag_stale_features:
+    output:
+        temp(PATHS.stale_features),
+    log:
+        "logs/flag_stale_features/{model}/{dataset}.log",
+    localrule: True
+    conda:
+        CONDA_ENV
+    params:
+        reasons=lambda wc: stale_features(wc)[1],
+    script:
+        "../scripts/flag_stale_features.py"
 
 
 rule extract_features:
     input:
         unpack(model_inputs),
         unpack(dataset_inputs),
-        split="results/splits/{dataset}.json",
+        stale=lambda wc: stale_features(wc)[0],
+        split=PATHS.split,
         images=image_cache,
     output:
-        "results/features/{model}/{dataset}.h5",
-    params:
-        model=model_params,
-        dataset=dataset_params,
-        settings=config["features"],
-    threads: 1
-    resources:
-        runtime=120,
-        mem_mb=16000,
+        PATHS.features,
     log:
         "logs/extract_features/{model}/{dataset}.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        runtime=120,
+        mem_mb=16000,
+    params:
+        model=model_params,
+        dataset=dataset_params,
+        settings=config["features"],
     script:
         "../scripts/extract_features.py"

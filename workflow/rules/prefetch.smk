@@ -5,14 +5,14 @@
 
 
 rule prefetch:
+    log:
+        "logs/prefetch.log",
     localrule: True
+    conda:
+        CONDA_ENV
     params:
         models={m: model_params(SimpleNamespace(model=m)) for m in MODELS},
         datasets={d: config["datasets"][d] for d in DATASETS},
         data_root=config["data_root"],
-    log:
-        "logs/prefetch.log",
-    conda:
-        CONDA_ENV
     script:
         "../scripts/prefetch.py"

@@ -1,30 +1,54 @@
-# The finetune and scratch modes: one job per grid point (train -> val), a selection, and the final fit
-# (train+val -> test). Checkpoints beside the outputs make a preempted job resume where it stopped.
+# Training: the demo's upstream pretraining (its ImageNet), and the finetune and scratch modes: one job per grid point
+# (train -> val), a selection, and the final fit (train+val -> test). Checkpoints beside the outputs make a preempted
+# job resume where it stopped.
+
+
+rule pretrain_upstream:
+    input:
+        data=path(PATHS.generated, dataset="upstream"),
+    output:
+        weights=PATHS.upstream_weights,
+        metrics=PATHS.upstream_metrics,
+    log:
+        "logs/pretrain_upstream/{model}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=240,
+        mem_mb=8000,
+    params:
+        model=model_params,
+        settings=lambda wc: upstream_settings(config),
+        seed=config["seed"],
+        checkpoint=lambda wc: path(PATHS.upstream_checkpoint, wc),
+    script:
+        "../scripts/pretrain_upstream.py"
 
 
 rule train_grid_point:
     input:
         unpack(model_inputs),
         unpack(dataset_inputs),
-        split="results/splits/{dataset}.json",
+        split=PATHS.split,
         images=image_cache,
     output:
-        "results/{mode}/{model}/{dataset}/grid/{point}.json",
+        PATHS.grid_point,
+    log:
+        "logs/train_grid_point/{mode}/{model}/{dataset}/{point}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=600,
+        mem_mb=16000,
     params:
         model=model_params,
         dataset=dataset_params,
         settings=run_settings,
         hparams=lambda wc: mode_grid(wc.mode, wc.dataset)[wc.point],
         seed=config["seed"],
-        checkpoint=lambda wc: f"results/{wc.mode}/{wc.model}/{wc.dataset}/grid/{wc.point}.ckpt",
-    threads: 1
-    resources:
-        runtime=600,
-        mem_mb=16000,
-    log:
-        "logs/train_grid_point/{mode}/{model}/{dataset}/{point}.log",
-    conda:
-        CONDA_ENV
+        checkpoint=lambda wc: path(PATHS.grid_checkpoint, wc),
     script:
         "../scripts/train_grid_point.py"
 
@@ -33,7 +57,7 @@ rule select_grid_point:
     input:
         grid_files,
     output:
-        "results/{mode}/{model}/{dataset}/selection.json",
+        PATHS.selection,
     log:
         "logs/select_grid_point/{mode}/{model}/{dataset}.log",
     conda:
@@ -46,25 +70,25 @@ rule train_final:
     input:
         unpack(model_inputs),
         unpack(dataset_inputs),
-        split="results/splits/{dataset}.json",
-        selection="results/{mode}/{model}/{dataset}/selection.json",
+        split=PATHS.split,
+        selection=PATHS.selection,
         images=image_cache,
     output:
-        result="results/{mode}/{model}/{dataset}/final.json",
-        predictions="results/{mode}/{model}/{dataset}/predictions.npz",
+        result=PATHS.final_result,
+        predictions=PATHS.final_predictions,
+    log:
+        "logs/train_final/{mode}/{model}/{dataset}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=600,
+        mem_mb=16000,
     params:
         model=model_params,
         dataset=dataset_params,
         settings=run_settings,
         seed=config["seed"],
-        checkpoint=lambda wc: f"results/{wc.mode}/{wc.model}/{wc.dataset}/final.ckpt",
-    threads: 1
-    resources:
-        runtime=600,
-        mem_mb=16000,
-    log:
-        "logs/train_final/{mode}/{model}/{dataset}.log",
-    conda:
-        CONDA_ENV
+        checkpoint=lambda wc: path(PATHS.final_checkpoint, wc),
     script:
         "../scripts/train_final.py"

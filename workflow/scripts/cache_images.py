@@ -1,5 +1,5 @@
-from transferbench.datasets import DatasetSpec
-from transferbench.image_cache import write_image_cache
+from transferbench.data.image_cache import write_image_cache
+from transferbench.data.splits import DatasetSpec
 from transferbench.workflow import job_context
 
 wc = snakemake.wildcards

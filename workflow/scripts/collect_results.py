@@ -1,5 +1,5 @@
+from transferbench.analysis.results import result_row, write_table
 from transferbench.atomic import read_json
-from transferbench.results import result_row, write_table
 from transferbench.workflow import job_context
 
 with job_context(snakemake):

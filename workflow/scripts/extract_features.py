@@ -1,6 +1,6 @@
-from transferbench.datasets import DatasetSpec
-from transferbench.features import extract_to_hdf5
-from transferbench.models import ModelSpec
+from transferbench.data.splits import DatasetSpec
+from transferbench.features.extract import extract_to_hdf5
+from transferbench.models.spec import ModelSpec
 from transferbench.workflow import job_context
 
 with job_context(snakemake):

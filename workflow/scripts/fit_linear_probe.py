@@ -1,4 +1,4 @@
-from transferbench.datasets import Split
+from transferbench.data.splits import Split
 from transferbench.linear_eval import run_linear_probe
 from transferbench.workflow import job_context
 

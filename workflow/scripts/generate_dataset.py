@@ -1,4 +1,4 @@
-from transferbench.synthetic import generate_imagefolder
+from transferbench.data.synthetic import generate_imagefolder
 from transferbench.workflow import job_context
 
 with job_context(snakemake):

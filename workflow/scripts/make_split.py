@@ -1,4 +1,4 @@
-from transferbench.datasets import DatasetSpec, make_split
+from transferbench.data.splits import DatasetSpec, make_split
 from transferbench.workflow import job_context
 
 with job_context(snakemake):

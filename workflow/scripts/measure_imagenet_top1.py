@@ -1,5 +1,5 @@
-from transferbench.imagenet_eval import measure_imagenet_top1
-from transferbench.models import ModelSpec
+from transferbench.models.imagenet_top1 import measure_imagenet_top1
+from transferbench.models.spec import ModelSpec
 from transferbench.workflow import job_context
 
 with job_context(snakemake):

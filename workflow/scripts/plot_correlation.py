@@ -1,5 +1,5 @@
-from transferbench.figures import plot_correlation
-from transferbench.results import read_table
+from transferbench.analysis.figures import plot_correlation
+from transferbench.analysis.results import read_table
 from transferbench.workflow import job_context
 
 with job_context(snakemake):

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from transferbench.figures import plot_dataset_size
+from transferbench.analysis.figures import plot_dataset_size
 from transferbench.workflow import job_context
 
 with job_context(snakemake):

@@ -1,7 +1,7 @@
 import pandas as pd
 
-from transferbench.figures import plot_per_dataset
-from transferbench.results import read_table
+from transferbench.analysis.figures import plot_per_dataset
+from transferbench.analysis.results import read_table
 from transferbench.workflow import job_context
 
 with job_context(snakemake):

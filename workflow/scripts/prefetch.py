@@ -2,7 +2,7 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "0"  # the one job that downloads; before huggingface_hub is imported
 
-from transferbench.models import ModelSpec  # noqa: E402
+from transferbench.models.spec import ModelSpec  # noqa: E402
 from transferbench.prefetch import prefetch  # noqa: E402
 from transferbench.workflow import job_context  # noqa: E402
 

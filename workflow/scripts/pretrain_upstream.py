@@ -1,5 +1,5 @@
-from transferbench.models import ModelSpec
-from transferbench.upstream import pretrain_upstream
+from transferbench.models.spec import ModelSpec
+from transferbench.train.upstream import pretrain_upstream
 from transferbench.workflow import job_context
 
 with job_context(snakemake):

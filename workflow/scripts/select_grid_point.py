@@ -1,4 +1,4 @@
-from transferbench.selection import write_selection
+from transferbench.train.selection import write_selection
 from transferbench.workflow import job_context
 
 with job_context(snakemake):

@@ -1,8 +1,8 @@
 from transferbench.atomic import read_json
-from transferbench.datasets import DatasetSpec
-from transferbench.models import ModelSpec
+from transferbench.data.splits import DatasetSpec
+from transferbench.models.spec import ModelSpec
 from transferbench.seeding import derive_seed
-from transferbench.transfer import run_training
+from transferbench.train.run import run_training
 from transferbench.workflow import job_context
 
 wc = snakemake.wildcards
@@ -11,6 +11,8 @@ with job_context(snakemake):
     run_training(wc.mode, ModelSpec.from_config(wc.model, snakemake.params.model),
                  DatasetSpec.from_config(wc.dataset, snakemake.params.dataset), snakemake.input.split,
                  snakemake.params.settings, lr=chosen["lr"], weight_decay=chosen["weight_decay"], phase="final",
-                 point=chosen["chosen"], seed=derive_seed(snakemake.params.seed, wc.mode, wc.model, wc.dataset, "final"),
-                 out_json=snakemake.output.result, checkpoint=snakemake.params.checkpoint, images_file=snakemake.input.images,
+                 point=chosen["chosen"],
+                 seed=derive_seed(snakemake.params.seed, wc.mode, wc.model, wc.dataset, "final"),
+                 out_json=snakemake.output.result, checkpoint=snakemake.params.checkpoint,
+                 images_file=snakemake.input.images,
                  predictions_out=snakemake.output.predictions)

@@ -1,7 +1,7 @@
-from transferbench.datasets import DatasetSpec
-from transferbench.models import ModelSpec
+from transferbench.data.splits import DatasetSpec
+from transferbench.models.spec import ModelSpec
 from transferbench.seeding import derive_seed
-from transferbench.transfer import run_training
+from transferbench.train.run import run_training
 from transferbench.workflow import job_context
 
 wc = snakemake.wildcards
@@ -10,5 +10,6 @@ with job_context(snakemake):
                  DatasetSpec.from_config(wc.dataset, snakemake.params.dataset), snakemake.input.split,
                  snakemake.params.settings, phase="grid", point=wc.point,
                  seed=derive_seed(snakemake.params.seed, wc.mode, wc.model, wc.dataset, wc.point),
-                 out_json=snakemake.output[0], checkpoint=snakemake.params.checkpoint, images_file=snakemake.input.images,
+                 out_json=snakemake.output[0], checkpoint=snakemake.params.checkpoint,
+                 images_file=snakemake.input.images,
                  **snakemake.params.hparams)

@@ -1,5 +1,5 @@
-from transferbench.latex_table import write_results_latex
-from transferbench.results import read_table
+from transferbench.analysis.latex_table import write_results_latex
+from transferbench.analysis.results import read_table
 from transferbench.workflow import job_context
 
 with job_context(snakemake):

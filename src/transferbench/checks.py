@@ -1,0 +1,110 @@
+"""A study checked before any job runs: the config against its schema, its names against the libraries' registries
+(timm, torchvision) and the paper's datasets, and every data path it names against the disk. Each problem names the
+config key and what would be valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transferbench.config import SCHEMA, ConfigError, training_settings, validate_schema
+from transferbench.data.paper import PAPER_DATASETS
+from transferbench.hints import PREFETCH_HINT
+
+
+def validate_config(config: dict, schema_path=SCHEMA, cross_references: bool = True) -> dict:
+    """Check `config` against the schema and the cross-references; fill defaults in place and return it.
+
+    `cross_references=False` skips the checks that need timm's registry (and so a torch import): for cluster jobs,
+    whose Snakemake process re-reads a config the main process has already checked.
+
+    Raises ConfigError listing every problem found, each naming the key and the valid choices.
+    """
+    problems = validate_schema(config, schema_path)
+    if not problems:
+        problems = _fill_dataset_metrics(config)
+    if not problems and cross_references:
+        problems = _cross_reference_problems(config)
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return config
+
+
+def _fill_dataset_metrics(config: dict) -> list[str]:
+    """The paper's datasets default to the paper's metric (Table 1); every other source must name one."""
+    problems = []
+    for name, entry in config["datasets"].items():
+        if "metric" not in entry:
+            if entry["source"] in PAPER_DATASETS:
+                entry["metric"] = PAPER_DATASETS[entry["source"]].metric
+            else:
+                problems.append(f"config key 'datasets.{name}.metric': required for source '{entry['source']}'; "
+                                "valid choices: top1, mean_per_class, map_11point")
+    return problems
+
+
+def _cross_reference_problems(config: dict) -> list[str]:
+    from transferbench.models.spec import model_problems  # imports timm: only once the schema has passed
+
+    problems = []
+    if "upstream" in config and "upstream" in config["datasets"]:
+        problems.append("config key 'datasets.upstream': the name 'upstream' is reserved for the upstream task")
+    for name, entry in config["models"].items():
+        if entry.get("pretrained") == "upstream" and "upstream" not in config:
+            problems.append(f"config key 'models.{name}.pretrained': 'upstream' needs an 'upstream' section")
+        problems += [f"config key 'models.{name}': {p}"
+                     for p in model_problems(entry, top1_measured="imagenet_val" in config)]
+    if config.get("imagenet_val") and not Path(config["imagenet_val"]).is_dir():
+        problems.append(f"config key 'imagenet_val': {config['imagenet_val']} is not a folder; expected "
+                        "<wnid>/<image>.JPEG class folders of the ImageNet validation set")
+    for name, entry in config["datasets"].items():
+        source = entry["source"]
+        if source == "generated" and "generator" not in entry:
+            problems.append(f"config key 'datasets.{name}.generator': required for source 'generated'")
+        if source == "imagefolder" and "root" not in entry:
+            problems.append(f"config key 'datasets.{name}.root': required for source 'imagefolder' "
+                            "(a folder holding train/ and test/, optionally val/)")
+        if source == "csv":
+            for key, what in (("root", "the folder the CSV's paths are relative to"),
+                              ("split_file", "a CSV file with a header row path,label,split")):
+                if key not in entry:
+                    problems.append(f"config key 'datasets.{name}.{key}': required for source 'csv' ({what})")
+    for mode in ("finetune", "scratch"):
+        if mode in config["modes"]:
+            for dataset in config["datasets"]:
+                grid = training_settings(config, mode, dataset)["grid"]
+                if not grid["lr"] or not grid["weight_decay"]:
+                    problems.append(f"config key '{mode}.grid': needs at least one lr and one weight_decay")
+    return problems
+
+
+def missing_data(config: dict) -> tuple[list[str], list[str]]:
+    """Data paths the config names that are not on disk, checked before any job runs: (the researcher's own files:
+    imagefolder and csv roots, split files, checkpoints; the paper's datasets, whose folders under their root
+    `prefetch` fills). Paths the workflow writes itself (generated data, upstream checkpoints) are not checked."""
+    own, fetchable = [], []
+    for name, entry in config["models"].items():
+        checkpoint = entry.get("checkpoint")
+        if entry.get("pretrained") != "upstream" and checkpoint and not Path(checkpoint).is_file():
+            own.append(f"config key 'models.{name}.checkpoint': {checkpoint} is not a file (paths are relative to the "
+                       "working directory)")
+    for name, entry in config["datasets"].items():
+        source, root = entry["source"], entry.get("root")
+        if source == "imagefolder":
+            missing = [f"{root}/{s}" for s in ("train", "test") if not (Path(root) / s).is_dir()]
+            if missing:
+                own.append(f"config key 'datasets.{name}.root': {' and '.join(missing)} not found; expected "
+                           f"{root}/train/<class>/<image>, {root}/test/<class>/<image> (val/ optional)")
+        elif source == "csv":
+            if not Path(root).is_dir():
+                own.append(f"config key 'datasets.{name}.root': {root} is not a folder (the folder the split "
+                           "file's paths are relative to)")
+            if not Path(entry["split_file"]).is_file():
+                own.append(f"config key 'datasets.{name}.split_file': {entry['split_file']} is not a file; expected "
+                           "a CSV with a header row path,label,split")
+        elif source in PAPER_DATASETS:
+            d, root = PAPER_DATASETS[source], Path(root or config["data_root"])
+            if not (root / d.folder).is_dir():
+                how = d.fetch if d.fetch.startswith("by hand") else PREFETCH_HINT
+                fetchable.append(f"config key 'datasets.{name}': {d.title} is not under {root} ({root / d.folder} is "
+                                 f"missing); expected layout: {d.layout}; to get it: {how}")
+    return own, fetchable

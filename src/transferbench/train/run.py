@@ -1,0 +1,76 @@
+"""The `finetune` and `scratch` mode jobs: one grid point on train -> val, or the final fit on train+val -> test.
+
+`finetune` starts from the model's pretrained weights; `scratch` builds the same architecture randomly initialized
+(optionally with another normalization layer: GroupNorm or GN + weight standardization, as in Rethinking ImageNet
+Pre-training and BiT). Both replace the classifier with a fresh head for the dataset's classes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from transferbench.atomic import write_json
+from transferbench.data.image_cache import load_images
+from transferbench.data.images import Preprocessing, decode_images, storage_size
+from transferbench.data.splits import DatasetSpec, Split
+from transferbench.inference import pick_device
+from transferbench.models.spec import ModelSpec, build_model
+from transferbench.predictions import save_predictions
+from transferbench.train.loop import train_classifier
+
+log = logging.getLogger(__name__)
+
+PHASES = {"grid": (("train",), "val"), "final": (("train", "val"), "test")}
+
+
+def build_for_mode(spec: ModelSpec, mode: str, num_classes: int, settings: dict, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)  # head (and, for scratch, every weight) initialized from the job's seed
+    if mode == "finetune":
+        return build_model(spec, num_classes, weights=True)
+    if mode == "scratch":
+        norm = settings.get("norm", "batchnorm")
+        overrides = {} if norm == "batchnorm" else {"norm": norm}
+        try:
+            return build_model(spec, num_classes, weights=False, **overrides)
+        except TypeError as error:
+            raise ValueError(f"model '{spec.name}' does not take norm={norm!r} ({error}); "
+                             "use norm: batchnorm") from error
+    raise ValueError(f"unknown training mode {mode!r}: expected finetune or scratch")
+
+
+def run_training(mode: str, model_spec: ModelSpec, dataset_spec: DatasetSpec, split_file, settings: dict,
+                 lr: float, weight_decay: float, phase: str, seed: int, out_json, checkpoint,
+                 predictions_out=None, point: str | None = None, device: str = "auto", images_file=None) -> dict:
+    """Train one configuration and write its JSON (and, for the final phase, its test predictions)."""
+    train_names, eval_name = PHASES[phase]
+    spec = model_spec.with_preprocessing()
+    split = Split.load(split_file)
+    size = storage_size(spec.resolution, spec.crop_pct)
+    workers = settings.get("num_workers", 0)
+    train_ids, train_labels = split.select(*train_names)
+    eval_ids, eval_labels = split.select(eval_name)
+    if images_file is not None:  # decoded once for every model at this size (image_cache)
+        train_images = load_images(images_file, split, train_names, size, spec.interpolation)
+        eval_images = load_images(images_file, split, [eval_name], size, spec.interpolation)
+    else:
+        train_images = decode_images(dataset_spec, train_ids, size, spec.interpolation, workers)
+        eval_images = decode_images(dataset_spec, eval_ids, size, spec.interpolation, workers)
+    model = build_for_mode(spec, mode, len(split.classes), settings, seed)
+    preprocessing = Preprocessing(spec.resolution, spec.mean, spec.std, spec.interpolation)
+    log.info("%s %s on %s (%s): lr %g, weight decay %g, %d train / %d %s images", mode, spec.name, dataset_spec.name,
+             phase, lr, weight_decay, len(train_ids), len(eval_ids), eval_name)
+    result = train_classifier(model, train_images, train_labels, eval_images, eval_labels, preprocessing, settings,
+                              lr, weight_decay, dataset_spec.metric, seed, pick_device(device), checkpoint)
+    summary = {"mode": mode, "phase": phase, "point": point, "model": spec.name, "dataset": dataset_spec.name,
+               "lr": lr, "weight_decay": weight_decay, "metric": dataset_spec.metric, "value": result.metric,
+               "eval_split": eval_name, "n_train": len(train_ids), "n_eval": len(eval_ids)}
+    summary.update({k: v for k, v in result.summary().items() if k != "metric"})
+    if predictions_out is not None:
+        if result.outputs is None:
+            raise RuntimeError(f"the final {mode} fit of {spec.name} on {dataset_spec.name} diverged at lr {lr}; "
+                               "no test predictions (selection chose a point that diverged on train+val)")
+        save_predictions(predictions_out, eval_labels, result.outputs)
+    write_json(out_json, summary)
+    return summary

@@ -1,0 +1,24 @@
+# The linear mode: L-BFGS logistic regression on cached features over the regularization path.
+
+
+rule fit_linear_probe:
+    input:
+        features=PATHS.features,
+        split=PATHS.split,
+    output:
+        result=PATHS.linear_result,
+        predictions=PATHS.linear_predictions,
+    log:
+        "logs/fit_linear_probe/{model}/{dataset}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=16000,
+    params:
+        weight_decays=linear_grid(config),
+        settings=config["linear"],
+        metric=lambda wc: config["datasets"][wc.dataset]["metric"],
+    script:
+        "../scripts/fit_linear_probe.py"
