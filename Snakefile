@@ -15,7 +15,10 @@ from snakemake.exceptions import WorkflowError
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 # (Variables the workflow sets, not ones it needs from the user: written with update(), not asserted with envvars.)
-os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p),
+    TRANSFERBENCH_JOB="1",  # src/sitecustomize.py: Ctrl-C stops a job with one line
+)
 
 from transferbench.checks import missing_data, validate_config
 from transferbench.config import ConfigError, sorted_keys

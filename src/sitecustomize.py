@@ -1,8 +1,12 @@
-"""Run by Python at the start of every workflow job: the Snakefile puts src/ on the jobs' PYTHONPATH, and Python
-imports a `sitecustomize` module found there while it starts. Ctrl-C then stops a job with one line from its first
-instruction on, instead of a traceback from whatever it was importing (the terminal signals every job of a run at
-once, and Snakemake's own preamble and torch's import take seconds). Not part of the installed package."""
+"""Run by Python at the start of every workflow job: the Snakefile puts src/ on the jobs' PYTHONPATH and sets
+TRANSFERBENCH_JOB, and Python imports a `sitecustomize` module found on its path while it starts. Ctrl-C then stops
+a job with one line from its first instruction on, instead of a traceback from whatever it was importing (the
+terminal signals every job of a run at once; Snakemake's own preamble and torch's import take seconds). Any other
+process (Snakemake's main one included) is left as it is. Not part of the installed package."""
 
-from transferbench.workflow import stop_quietly_on_interrupt
+import os
 
-stop_quietly_on_interrupt()
+if os.environ.get("TRANSFERBENCH_JOB"):
+    from transferbench.workflow import stop_quietly_on_interrupt
+
+    stop_quietly_on_interrupt()
