@@ -16,7 +16,7 @@ from transferbench.models.spec import ModelSpec, build_model
 pytestmark = pytest.mark.unit
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
-# The paper's input resolutions (the paper's Table 1 models at their published resolutions); substitutes at their own weights' size.
+# The paper's input resolutions (its models at their published sizes); substitutes at their own weights' size.
 RESOLUTION = {"inception_v1": 224, "bn_inception": 299, "inception_v3": 299, "inception_v4": 299,
               "inception_resnet_v2": 299, "resnet50": 224, "resnet101": 224, "resnet152": 224, "densenet121": 224,
               "densenet169": 224, "densenet201": 224, "mobilenet_v1": 224, "mobilenet_v2": 224,

@@ -8,8 +8,9 @@ torchvision's dataset classes because those keep their samples in private attrib
 that test trees cannot match, and do not implement the paper's splits (SUN397 partition 1, Caltech-101 with 30
 images per class and its background class, VOC 2007 as multi-label classification).
 
-Split conventions (the paper's; README Conventions): the creators' validation split where one exists (Aircraft, VOC 2007, DTD,
-Flowers); elsewhere a seeded, class-stratified hold-out of `val_fraction` of train (datasets.with_val_holdout).
+Split conventions (the paper's; README Conventions): the creators' validation split where one exists (Aircraft,
+VOC 2007, DTD, Flowers); elsewhere a seeded, class-stratified hold-out of `val_fraction` of train
+(data.splits.with_val_holdout).
 "train" in the paper's Table 1 is train + val.
 """
 
