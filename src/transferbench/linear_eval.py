@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def run_linear_probe(features_file, weight_decays, metric: str, out_json, predictions_out, num_classes: int,
-                     max_iter: int = 1000, tol: float = 1e-5, refit_tol: float = 1e-7, device: str = "auto",
+                     max_iter: int = 1000, tol: float = 1e-4, refit_tol: float = 1e-6, device: str = "auto",
                      expected: dict | None = None) -> dict:
     """Run the paper's linear-probe protocol on one features file and write its JSON and test predictions."""
     try:
@@ -37,7 +37,8 @@ def run_linear_probe(features_file, weight_decays, metric: str, out_json, predic
         "mode": "linear", "metric": metric, "value": value,
         "convention": "J = sum_i CE + (wd/2)||W||^2, bias unpenalized; scikit-learn C = 1/wd",
         "path": path.summary(), "chosen_weight_decay": path.chosen_weight_decay,
-        "refit": {"objective": probe.objective_, "iterations": probe.n_iter_, "fit_time_s": refit_time},
+        "refit": {"objective": probe.objective_, "iterations": probe.n_iter_, "certificate": probe.certificate_,
+                  "certified": probe.certified_, "tol": refit_tol, "fit_time_s": refit_time},
         "n_train": len(train_val[1]), "n_test": len(test_labels), "feature_dim": int(test_features.shape[1]),
     }
     save_predictions(predictions_out, test_labels, scores)

@@ -32,6 +32,10 @@ def test_job_writes_curve_choice_metric_and_predictions(tmp_path):
     assert saved == json.loads(json.dumps(result))
     assert len(saved["path"]["val_metric"]) == 5 and saved["chosen_weight_decay"] in saved["path"]["weight_decays"]
     assert saved["value"] > 0.9 and saved["n_train"] == 90 and saved["refit"]["iterations"] > 0
+    # every path value and the refit carry their iterations and certificate (relative duality gap), all met
+    assert len(saved["path"]["iterations"]) == len(saved["path"]["certificate"]) == 5
+    assert all(saved["path"]["certified"]) and max(saved["path"]["certificate"]) <= saved["path"]["tol"]
+    assert saved["refit"]["certified"] and saved["refit"]["certificate"] <= saved["refit"]["tol"]
     labels, scores = load_predictions(tmp_path / "p.npz")
     assert scores.shape == (30, 3) and np.mean(scores.argmax(1) == labels) == pytest.approx(saved["value"])
 
