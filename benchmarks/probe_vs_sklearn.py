@@ -2,7 +2,7 @@
 
 Both fit the paper's whole regularization path (45 log-spaced weight decays, 1e-6..1e5) on train, score val,
 choose, and refit on train+val. Baseline: scikit-learn's LogisticRegression(solver="lbfgs", max_iter=1000,
-C=1/wd), one independent fit per value, as peers (ssl-transfer) run it. Ours: transferbench.probe.LinearProbe
+C=1/wd), one independent fit per value, as peers (ssl-transfer) run it. Ours: transferbench.probe.solver.LinearProbe
 (float32, warm starts, L-BFGS, every value certified by its relative duality gap) on CPU or --device cuda.
 
 The baseline runs in a child process whose environment lacks OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (some machines
@@ -110,7 +110,8 @@ def main() -> None:
     parser.add_argument("--grid", type=int, default=45)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads here and BLAS threads in the baseline's process (0: each library's default)")
+                        help="torch threads here and BLAS threads in the baseline's process "
+                             "(0: each library's default)")
     parser.add_argument("--sklearn-child", help=argparse.SUPPRESS)  # internal: run the baseline, save it here
     args = parser.parse_args()
     if args.sklearn_child:
@@ -119,7 +120,7 @@ def main() -> None:
 
     import torch
 
-    from transferbench.probe import LinearProbe
+    from transferbench.probe.solver import LinearProbe
 
     if args.threads:
         torch.set_num_threads(args.threads)

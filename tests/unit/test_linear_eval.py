@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from transferbench.linear_eval import run_linear_probe
 from transferbench.predictions import load_predictions
+from transferbench.probe.run import run_linear_probe
 
 pytestmark = pytest.mark.unit
 

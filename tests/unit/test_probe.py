@@ -4,7 +4,7 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from transferbench.probe import LinearProbe
+from transferbench.probe.solver import LinearProbe
 
 pytestmark = pytest.mark.unit
 

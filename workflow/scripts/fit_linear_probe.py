@@ -1,5 +1,5 @@
 from transferbench.data.splits import Split
-from transferbench.linear_eval import run_linear_probe
+from transferbench.probe.run import run_linear_probe
 from transferbench.workflow import job_context
 
 with job_context(snakemake):

@@ -13,10 +13,10 @@ Solver. J / n (same minimizer, better scaled) is minimized in float32 by L-BFGS 
 CPU or GPU alike. The bias (K numbers) is eliminated: at every evaluation it is minimized for the current weights
 by Newton's method (warm-started, a K x K system), so L-BFGS runs over W alone on f(W) = min_b J(W, b), which is
 strongly convex with modulus wd. The loss and its gradient are computed by hand in blocks of rows (memory besides
-the features: logits and residuals, a few (n, K) matrices; no autograd graph). The path runs from the strongest regularization
-to the weakest; each fit starts from the previous solution or from a predictor step continuing the last move
-(the grid is uniform in log wd), whichever has the lower J, and keeps L-BFGS's curvature pairs of the data term
-from the fits before it. Selection picks the best validation metric; ties go to the stronger regularization. The
+the features: logits and residuals, a few (n, K) matrices; no autograd graph). The path runs from the strongest
+regularization to the weakest; each fit starts from the previous solution or from a predictor step continuing the
+last move (the grid is uniform in log wd), whichever has the lower J, and keeps L-BFGS's curvature pairs of the data
+term from the fits before it. Selection picks the best validation metric; ties go to the stronger regularization. The
 chosen value is refit on train + val, starting from the path's solution at that value.
 
 Certificate: every fit, path values and refit alike, stops on a bound stated in its own terms, never on a fixed

@@ -11,7 +11,7 @@ from transferbench import metrics
 from transferbench.atomic import write_json
 from transferbench.features.store import load_features
 from transferbench.predictions import save_predictions
-from transferbench.probe import LinearProbe
+from transferbench.probe.solver import LinearProbe
 
 log = logging.getLogger(__name__)
 
