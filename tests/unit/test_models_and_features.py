@@ -5,7 +5,13 @@ import timm
 import torch
 
 from transferbench.data.splits import make_split
-from transferbench.features.extract import extract_to_hdf5, feature_attrs, stale_reasons
+from transferbench.features.extract import (
+    extract_to_hdf5,
+    feature_attrs,
+    mark_out_of_date,
+    stale_features,
+    stale_reasons,
+)
 from transferbench.features.store import load_features, mismatches
 from transferbench.models.spec import ModelSpec, build_model
 
@@ -126,14 +132,17 @@ def test_stale_features_are_marked_out_of_date_and_kept(tmp_path, imagefolder_sp
                 (truncated, spec, split_path), (unfinished, spec, split_path),
                 (tmp_path / "absent.h5", spec, split_path)]
     mtimes = {p: os.path.getmtime(p) for p, _, _ in requests if p.exists()}
-    stale = [p for p, s, split in requests if p.exists() and stale_reasons(p, s, split)]
-    assert stale == [other_model, other_crop, truncated, unfinished]
+    stale = [path for path, _ in stale_features(requests)]
+    assert stale == [str(p) for p in (other_model, other_crop, truncated, unfinished)]
     assert "kwargs" in stale_reasons(other_model, wider, split_path)[0]
     other_split = make_split(dataclasses.replace(dataset, val_fraction=0.5), seed=1)
     other_split.save(tmp_path / "other_split.json")
     assert "split_hash" in stale_reasons(good, spec, tmp_path / "other_split.json")[0]
     assert "crop_pct" in stale_reasons(other_crop, cropped, split_path)[0]
-    assert {p: os.path.getmtime(p) for p in mtimes} == mtimes  # looking changes nothing: the workflow reruns them
+    assert {p: os.path.getmtime(p) for p in mtimes} == mtimes  # looking changes nothing
+    mark_out_of_date(stale)
+    assert all(os.path.getmtime(p) == 0 for p in stale) and os.path.getmtime(good) > 0
+    assert all(os.path.exists(p) for p in stale)  # nothing deleted before the recomputation replaces it
 
 
 def test_non_finite_features_stop_extraction_and_leave_no_file(tmp_path, imagefolder_split):

@@ -3,6 +3,7 @@
 
 import os
 import re
+import sys
 from functools import cache
 from types import SimpleNamespace
 
@@ -18,6 +19,30 @@ FIGURE_KINDS = ["fig2_correlation", "fig_per_dataset", "fig_modes_per_dataset", 
 if {"finetune", "scratch"} <= set(config["modes"]):
     FIGURE_KINDS.append("fig_finetune_vs_scratch")
 UPSTREAM_LABEL = "Upstream top-1 (%)" if UPSTREAM_MODELS else "ImageNet top-1 (%)"
+# Whether this run only looks (dry run, lint, listings, summaries): it must change no file. Read from the command line:
+# Snakemake tells a Snakefile whether it is a dry run only after the Snakefile has been read.
+ONLY_LOOKING = any(
+    arg
+    in (
+        "--dry-run",
+        "--dryrun",
+        "--lint",
+        "--summary",
+        "--detailed-summary",
+        "--list-changes",
+        "--lc",
+        "--list-code-changes",
+        "--list-params-changes",
+        "--list-input-changes",
+        "--list-rules",
+        "--dag",
+        "--rulegraph",
+        "--filegraph",
+        "--d3dag",
+    )
+    or re.fullmatch(r"-[a-zA-Z]*[nSD][a-zA-Z]*", arg)  # -n, -np, -S, -D
+    for arg in sys.argv[1:]
+)
 
 # Every path the workflow writes, once: the rules' outputs are these templates, and every consumer fills them in
 # (path(), expand) instead of writing a path out again.
@@ -30,7 +55,6 @@ PATHS = SimpleNamespace(
     upstream_checkpoint="results/upstream/{model}/resume.ckpt",
     imagenet_top1="results/imagenet/{model}.json",
     features="results/features/{model}/{dataset}.h5",
-    stale_features="results/features/{model}/{dataset}.stale",
     linear_result="results/linear/{model}/{dataset}.json",
     linear_predictions="results/linear/{model}/{dataset}.predictions.npz",
     grid_point="results/{mode}/{model}/{dataset}/grid/{point}.json",
@@ -104,25 +128,6 @@ def model_spec(model):
     from transferbench.models.spec import ModelSpec
 
     return ModelSpec.from_config(model, model_entry(model)).with_preprocessing()
-
-
-@cache
-def _stale_reasons(model, dataset):
-    from transferbench.features.extract import stale_reasons
-
-    features = path(PATHS.features, model=model, dataset=dataset)
-    if not os.path.exists(features):
-        return []
-    return stale_reasons(features, model_spec(model), path(PATHS.split, dataset=dataset))
-
-
-def stale_features(wc):
-    """([the stale flag], reasons) when the model x dataset's features file exists but records another model, weights,
-    preprocessing or split, or is unfinished or unreadable; else ([], []). The flag (rule flag_stale_features, a
-    temporary file) is an input of the extraction, so it reruns whatever Snakemake's own records say, and a dry run
-    shows it without changing any file."""
-    reasons = _stale_reasons(wc.model, wc.dataset)
-    return ([path(PATHS.stale_features, wc)] if reasons else []), reasons
 
 
 def image_cache(wc):

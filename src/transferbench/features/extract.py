@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -103,3 +105,16 @@ def stale_reasons(path, model_spec: ModelSpec, split_file) -> list[str]:
         return mismatches(path, expected)
     except OSError as error:
         return [f"cannot be read ({error})"]
+
+
+def stale_features(requests) -> list[tuple[str, list[str]]]:
+    """(path, reasons) for each (features path, ModelSpec, split file) whose file exists but is stale. Reads only."""
+    return [(str(path), reasons) for path, spec, split_file in requests
+            if Path(path).exists() and (reasons := stale_reasons(path, spec, split_file))]
+
+
+def mark_out_of_date(paths) -> None:
+    """Set each file's modification time to the epoch, so Snakemake sees it older than its split file and recomputes
+    it (and what depends on it). Nothing is deleted; the file is replaced only when the new one is complete."""
+    for path in paths:
+        os.utime(path, (0, 0))
