@@ -98,11 +98,14 @@ class _Point:
     curvature: torch.Tensor  # the bias's Hessian / n (K, K), or its diagonal (K,) for binary problems
 
     def at(self, weight_decay: float, n: int) -> tuple[float, torch.Tensor, float]:
-        """J / n, its gradient in W~ and the relative duality gap at this value of wd."""
-        objective = self.data + weight_decay / (2 * n) * float(self.W.pow(2).sum())
-        grad = self.grad_data + weight_decay / n * self.W
-        gap = n * float(grad.double().pow(2).sum()) / (2 * weight_decay) + self.bias_gap
-        return objective, grad, gap / objective
+        """J / n, its gradient in W~ and the relative duality gap at this value of wd (kept for the last wd)."""
+        cached = self.__dict__.get("_at")
+        if cached is None or cached[0] != (weight_decay, n):
+            objective = self.data + weight_decay / (2 * n) * float(self.W.pow(2).sum())
+            grad = torch.add(self.grad_data, self.W, alpha=weight_decay / n)
+            gap = n * float(grad.double().pow(2).sum()) / (2 * weight_decay) + self.bias_gap
+            cached = self._at = ((weight_decay, n), (objective, grad, gap / objective))
+        return cached[1]
 
 
 def is_multilabel(labels) -> bool:
@@ -156,14 +159,14 @@ class LinearProbe:
         from the residuals e_i = p_i - onehot_i (diag(sum e_i) - E^T E - M - M^T, M = onehot^T E), accurate when the
         true class's probability is close to 1."""
         n, K = Z.shape
-        residuals = torch.empty_like(Z)
+        residuals = []
         loss = torch.zeros((), dtype=torch.float64, device=Z.device)
         grad = torch.zeros(K, dtype=torch.float64, device=Z.device)
         hessian = torch.zeros((K,) if y.ndim == 2 else (K, K), dtype=torch.float64, device=Z.device)
         for start in range(0, n, self.block_rows):
             yb = y[start:start + self.block_rows]
             block_loss, E = self._residual(Z[start:start + self.block_rows] + b, yb)
-            residuals[start:start + len(E)] = E
+            residuals.append(E)
             loss += block_loss
             column = E.sum(0)
             grad += column.double()
@@ -173,7 +176,7 @@ class LinearProbe:
             else:
                 M = torch.zeros(K, K, device=Z.device).index_add_(0, yb, E)
                 hessian += (torch.diag(column) - E.T @ E - M - M.T).double()
-        return float(loss), residuals, grad, hessian
+        return float(loss), residuals[0] if len(residuals) == 1 else torch.cat(residuals), grad, hessian
 
     @staticmethod
     def _newton(grad, hessian):
@@ -225,10 +228,11 @@ class LinearProbe:
             torch.mm(X[start:start + self.block_rows], W, out=Z[start:start + self.block_rows])
         b, loss, residuals, bias_gap, hessian = self._optimal_bias(Z, y, b, share)
         del Z
-        grad = torch.zeros_like(W)
+        grad = None  # (1 / n) X~^T residuals, block by block
         for start in range(0, n, self.block_rows):
-            grad.addmm_(X[start:start + self.block_rows].T, residuals[start:start + self.block_rows])
-        return _Point(W, b, loss / n, grad.div_(n), bias_gap / n, hessian / n)
+            blocks = X[start:start + self.block_rows].T, residuals[start:start + self.block_rows]
+            grad = torch.addmm(W, *blocks, beta=0, alpha=1 / n) if grad is None else grad.addmm_(*blocks, alpha=1 / n)
+        return _Point(W, b, loss / n, grad, bias_gap / n, hessian / n)
 
     def _minimize(self, problem: _Centered, weight_decay: float, point: _Point, tol: float,
                   history: _History, pair: tuple = ()):
