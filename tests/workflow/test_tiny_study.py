@@ -135,8 +135,9 @@ def test_missing_data_stops_before_any_job_and_a_dry_run_names_it(tmp_path):
     (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
     proc = snakemake(workdir, "-n", "--cores", "2", check=False)
     assert proc.returncode != 0
-    assert "config key 'datasets.folder.root': no/such/folder/train and no/such/folder/test not found" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    message = proc.stdout + proc.stderr  # (Snakemake prints a parse-time WorkflowError on stdout)
+    assert "config key 'datasets.folder.root': no/such/folder/train and no/such/folder/test not found" in message
+    assert "Traceback" not in message
 
     # a paper dataset that is not fetched yet: the plan warns, a real run stops before any job, prefetch is allowed
     del config["datasets"]["folder"]
@@ -145,5 +146,5 @@ def test_missing_data_stops_before_any_job_and_a_dry_run_names_it(tmp_path):
     planned = snakemake(workdir, "-n", "--cores", "2")
     assert "warning: not on disk yet" in planned.stderr and "data/oxford-iiit-pet is missing" in planned.stderr
     proc = snakemake(workdir, "--cores", "2", check=False)
-    assert proc.returncode != 0 and "datasets missing" in proc.stderr
+    assert proc.returncode != 0 and "datasets missing" in proc.stdout + proc.stderr
     assert not (workdir / "results").exists()
