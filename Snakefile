@@ -79,6 +79,7 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/sweeps.smk"
 
 
 if workflow.is_main_process:
@@ -104,3 +105,5 @@ rule all:
         rules.results_latex.output,
         rules.compute_statistics.output,
         expand(PATHS.figure, name=FIGURE_KINDS, ext=["pdf", "png"]),
+        rules.compute_sweep_statistics.output if SWEEP_RUNS else [],
+        expand(PATHS.figure, name=SWEEP_FIGURES, ext=["pdf", "png"]),

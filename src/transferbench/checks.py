@@ -9,6 +9,7 @@ from pathlib import Path
 from transferbench.config import SCHEMA, ConfigError, training_settings, validate_schema
 from transferbench.data.paper import PAPER_DATASETS
 from transferbench.hints import PREFETCH_HINT
+from transferbench.sweeps import sweep_problems
 
 
 def validate_config(config: dict, schema_path=SCHEMA, cross_references: bool = True) -> dict:
@@ -22,6 +23,8 @@ def validate_config(config: dict, schema_path=SCHEMA, cross_references: bool = T
     problems = validate_schema(config, schema_path)
     if not problems:
         problems = _fill_dataset_metrics(config)
+    if not problems:
+        problems = sweep_problems(config)
     if not problems and cross_references:
         problems = _cross_reference_problems(config)
     if problems:

@@ -6,6 +6,7 @@ from the README's own commands in test_readme_commands.py.)"""
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -16,7 +17,7 @@ import yaml
 from tests.paper_trees import write_dtd, write_voc2007
 from transferbench.models import demo  # noqa: F401  (registers tb_democnn)
 
-from .conftest import snakemake
+from .conftest import ROOT, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -112,3 +113,28 @@ def test_imagenet_val_replaces_the_configured_top1_with_a_measured_one(paper_lik
         rows = table[table.model == model]["imagenet_top1"].tolist()
         assert rows == pytest.approx([top1] * len(rows), abs=1e-3)  # the table keeps 6 digits
         assert top1 in (0.0, 100 / 3, 200 / 3, 100.0)  # 3 classes x 2 identical images: whole classes right
+
+
+def test_paper_sweeps_switched_on_plan_fig8_and_fig9_offline(tmp_path):
+    """config/paper.yaml's sweeps section as written, switched on (`enabled: true`), planned offline. The main
+    study is cut to the sweeps' model and two datasets so the plan stays small; the sweeps' sizes, draws, budgets
+    and grids are the file's."""
+    config = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    for sweep in config["sweeps"].values():
+        assert sweep["enabled"] is False  # off by default
+        sweep["enabled"] = True
+    config["models"] = {"inception_v4": config["models"]["inception_v4"]}
+    config["datasets"] = {d: config["datasets"][d] for d in ("cifar10", "flowers102")}
+    sizes = config["sweeps"]["dataset_size"]["examples_per_class"]
+    config["sweeps"]["dataset_size"]["examples_per_class"] = {d: sizes[d] for d in config["datasets"]}
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/paper_sweeps.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(tmp_path, "-n", "-q", "rules", "--configfile", "config/paper_sweeps.yaml")
+    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", proc.stdout, re.MULTILINE)}
+    subsets = (13 * 3) + (4 * 3)  # cifar10 1..4096 (13 sizes), flowers102 1..8 (4 sizes), 3 draws each
+    budgets = 2 * (9 + 11)  # two datasets x (9 fine-tune budgets + 11 from scratch)
+    assert counts["draw_subset"] == subsets and counts["fit_linear_probe_on_subset"] == subsets
+    assert counts["train_final_in_sweep"] == 2 * subsets + budgets
+    assert counts["train_grid_point_in_sweep"] == 56 * (2 * subsets + budgets)  # the paper's 7 x 8 grids
+    assert "sweep budgets: 40 runs (1 models, modes finetune, scratch; finetune: 76, 152," in proc.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()

@@ -52,6 +52,8 @@ CHECKED = [
     r"^snakemake --cores 2 fig2_correlation$", r"^snakemake --cores 2 results/linear/cnn_w8_d2/digits\.json$",
     r"^snakemake --cores 2 --forcerun fit_linear_probe$", r"^snakemake --touch$", r"^snakemake --list-changes params$",
     r"^snakemake --lint$",
+    r"^snakemake --cores 2 --configfile config/demo_sweeps\.yaml$",
+    r"^snakemake --cores 2 --configfile config/demo_sweeps\.yaml fig9_dataset_size$",
 ]
 
 
@@ -161,3 +163,15 @@ def test_rerun_commands_run_as_written(clone):
                  command(r"^snakemake --lint$")):  # the linter CI runs: no lint in the workflow
         run(clone, f"{line} -n" if "--touch" in line else line)
     assert not (clone / "results" / "tables").exists()  # none of them ran a job
+
+
+def test_sweeps_demo_plans_the_main_study_and_both_sweeps(clone):
+    counts, stderr = plan(clone, command(r"^snakemake --cores 2 --configfile config/demo_sweeps\.yaml$"))
+    assert "study config/demo_sweeps.yaml: 3 models x 1 datasets x 1 modes (linear)" in stderr
+    assert f"{counts['total']:,} jobs in all" in stderr
+    # dataset size: 3 models x 3 modes x (2 sizes x 2 draws + all); budgets: 1 model x 2 modes x 3 budgets
+    assert counts["draw_subset"] == 5 and counts["fit_linear_probe_on_subset"] == 3 * 5
+    assert counts["train_final_in_sweep"] == 3 * 2 * 5 + 2 * 3 and "generate_dataset" in counts
+    assert counts["compute_sweep_statistics"] == counts["fig9_dataset_size"] == counts["fig8_convergence"] == 1
+    counts, _ = plan(clone, command(r"^snakemake --cores 2 --configfile config/demo_sweeps\.yaml fig9_dataset_size$"))
+    assert counts["fig9_dataset_size"] == 1 and "fig8_convergence" not in counts and "all" not in counts

@@ -6,6 +6,7 @@ rule collect_results:
         results=[row["result"] for row in result_rows()],
         predictions=[row["predictions"] for row in result_rows()],
         splits=expand(PATHS.split, dataset=DATASETS),
+        subsets=sorted({row["subset"] for row in result_rows() if row["subset"]}),
         top1=[top1_source(m) for m in MODELS if top1_source(m)],
     output:
         report(PATHS.table, caption="../report/results_table.rst", category="Tables"),

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 from transferbench.config import grid_points, linear_grid, training_settings, upstream_settings
 from transferbench.data.paper import PAPER_DATASETS
+from transferbench.sweeps import examples_per_class, sweep_grid_points, sweep_runs, sweep_settings
 
 CONDA_ENV = "../../envs/transferbench.yaml"  # for --software-deployment-method conda (relative to rules/)
 MODELS = list(config["models"])
@@ -19,6 +20,11 @@ FIGURE_KINDS = ["fig2_correlation", "fig_per_dataset", "fig_modes_per_dataset", 
 if {"finetune", "scratch"} <= set(config["modes"]):
     FIGURE_KINDS.append("fig_finetune_vs_scratch")
 UPSTREAM_LABEL = "Upstream top-1 (%)" if UPSTREAM_MODELS else "ImageNet top-1 (%)"
+SWEEP_RUNS = sweep_runs(config)  # the dataset-size and budget studies' runs (transferbench.sweeps)
+SWEEP_STUDIES = sorted({run.study for run in SWEEP_RUNS})
+SWEEP_FIGURES = [
+    f for study, f in (("budgets", "fig8_convergence"), ("dataset_size", "fig9_dataset_size")) if study in SWEEP_STUDIES
+]
 # Whether this run only looks (dry run, lint, listings, summaries): it must change no file. Read from the command line:
 # Snakemake tells a Snakefile whether it is a dry run only after the Snakefile has been read.
 ONLY_LOOKING = any(
@@ -63,7 +69,17 @@ PATHS = SimpleNamespace(
     final_result="results/{mode}/{model}/{dataset}/final.json",
     final_predictions="results/{mode}/{model}/{dataset}/predictions.npz",
     final_checkpoint="results/{mode}/{model}/{dataset}/final.ckpt",
+    subset="results/subsets/{dataset}/{subset}.json",
+    subset_linear_result="results/dataset_size/linear/{model}/{dataset}/{subset}.json",
+    subset_linear_predictions="results/dataset_size/linear/{model}/{dataset}/{subset}.predictions.npz",
+    sweep_grid_point="results/{study}/{mode}/{model}/{dataset}/{variant}/grid/{point}.json",
+    sweep_grid_checkpoint="results/{study}/{mode}/{model}/{dataset}/{variant}/grid/{point}.ckpt",
+    sweep_selection="results/{study}/{mode}/{model}/{dataset}/{variant}/selection.json",
+    sweep_final_result="results/{study}/{mode}/{model}/{dataset}/{variant}/final.json",
+    sweep_final_predictions="results/{study}/{mode}/{model}/{dataset}/{variant}/predictions.npz",
+    sweep_final_checkpoint="results/{study}/{mode}/{model}/{dataset}/{variant}/final.ckpt",
     table="results/tables/results.csv",
+    few_shot="results/tables/few_shot.csv",
     latex="results/tables/results.tex",
     stats="results/stats/{name}",
     figure="results/figures/{name}.{ext}",
@@ -93,6 +109,9 @@ wildcard_constraints:
     mode="finetune|scratch",
     point=r"lr[^/_]+_wd[^/]+",
     size=r"\d+",
+    study="dataset_size|budgets",
+    subset=r"n(?:\d+|all)-d\d+",
+    variant=r"n(?:\d+|all)-d\d+|steps\d+",
     interpolation="bilinear|bicubic|nearest",
 
 
@@ -203,8 +222,14 @@ def grid_files(wc):
     )
 
 
-def result_files(model, dataset, mode):
-    """(result json, per-example predictions) of one model x dataset x mode."""
+def result_files(model, dataset, mode, study="main", variant=None):
+    """(result json, per-example predictions) of one model x dataset x mode, or of a sweep's run."""
+    if study != "main":
+        if mode == "linear":
+            files = PATHS.subset_linear_result, PATHS.subset_linear_predictions
+            return tuple(path(f, model=model, dataset=dataset, subset=variant) for f in files)
+        files = PATHS.sweep_final_result, PATHS.sweep_final_predictions
+        return tuple(path(f, study=study, mode=mode, model=model, dataset=dataset, variant=variant) for f in files)
     if mode == "linear":
         return (
             path(PATHS.linear_result, model=model, dataset=dataset),
@@ -227,28 +252,49 @@ def top1_source(model):
 
 
 def result_rows():
-    """One row per model x dataset x mode: where its result is and where its ImageNet top-1 comes from."""
+    """One row per model x dataset x mode of the main study, then one per sweep run: where its result is, where its
+    ImageNet top-1 comes from, and (dataset-size runs) its subset file."""
     rows = []
-    for model in MODELS:
-        entry = config["models"][model]
-        top1 = entry.get("imagenet_top1")
-        top1_file = top1_source(model)
-        for dataset in DATASETS:
-            for mode in config["modes"]:
-                result, predictions = result_files(model, dataset, mode)
-                rows.append(
-                    {
-                        "model": model,
-                        "dataset": dataset,
-                        "mode": mode,
-                        "result": result,
-                        "predictions": predictions,
-                        "split": path(PATHS.split, dataset=dataset),
-                        "imagenet_top1": top1,
-                        "top1_file": top1_file,
-                    }
-                )
+    runs = [("main", m, d, mode, None) for m in MODELS for d in DATASETS for mode in config["modes"]]
+    runs += [(r.study, r.model, r.dataset, r.mode, r.variant) for r in SWEEP_RUNS]
+    for study, model, dataset, mode, variant in runs:
+        result, predictions = result_files(model, dataset, mode, study, variant)
+        rows.append(
+            {
+                "study": study,
+                "model": model,
+                "dataset": dataset,
+                "mode": mode,
+                "result": result,
+                "predictions": predictions,
+                "split": path(PATHS.split, dataset=dataset),
+                "subset": path(PATHS.subset, dataset=dataset, subset=variant) if study == "dataset_size" else None,
+                "imagenet_top1": config["models"][model].get("imagenet_top1"),
+                "top1_file": top1_source(model),
+            }
+        )
     return rows
+
+
+def sweep_inputs(wc):
+    """A sweep run's subset file (dataset-size runs)."""
+    return {"subset": path(PATHS.subset, dataset=wc.dataset, subset=wc.variant)} if wc.study == "dataset_size" else {}
+
+
+def sweep_run_settings(wc):
+    """A sweep run's training settings without the grid (as run_settings)."""
+    settings = sweep_settings(config, wc.study, wc.mode, wc.dataset, wc.variant)
+    settings.pop("grid")
+    return settings
+
+
+@cache
+def sweep_grid(study, mode, dataset):
+    return sweep_grid_points(config, study, mode, dataset)
+
+
+def sweep_grid_files(wc):
+    return expand(PATHS.sweep_grid_point, **dict(wc.items()), point=sweep_grid(wc.study, wc.mode, wc.dataset))
 
 
 def study_jobs():
@@ -260,7 +306,7 @@ def study_jobs():
         "pretrain_upstream": len(UPSTREAM_MODELS),
         "make_split": datasets,
         "cache_images": len({image_cache(SimpleNamespace(model=m, dataset=d)) for m in MODELS for d in DATASETS}),
-        "extract_features": models * datasets * ("linear" in config["modes"]),
+        "extract_features": len(feature_pairs()),
         "fit_linear_probe": models * datasets * ("linear" in config["modes"]),
         "train_grid_point": models * sum(len(mode_grid(m, d)) for m in TRAIN_MODES for d in DATASETS),
         "select_grid_point": models * datasets * train_modes,
@@ -272,7 +318,25 @@ def study_jobs():
         "all": 1,
     }
     jobs.update({name: 1 for name in FIGURE_KINDS})
+    trained = [r for r in SWEEP_RUNS if r.mode != "linear"]
+    jobs.update(
+        {
+            "draw_subset": len({(r.dataset, r.variant) for r in SWEEP_RUNS if r.study == "dataset_size"}),
+            "fit_linear_probe_on_subset": sum(r.mode == "linear" for r in SWEEP_RUNS),
+            "train_grid_point_in_sweep": sum(len(sweep_grid(r.study, r.mode, r.dataset)) for r in trained),
+            "select_grid_point_in_sweep": len(trained),
+            "train_final_in_sweep": len(trained),
+            "compute_sweep_statistics": bool(SWEEP_RUNS),
+        }
+    )
+    jobs.update({name: 1 for name in SWEEP_FIGURES})
     return {rule: n for rule, n in jobs.items() if n}
+
+
+def feature_pairs():
+    """(model, dataset) pairs whose features are extracted: the main study's linear mode, and linear sweep runs."""
+    pairs = {(m, d) for m in MODELS for d in DATASETS} if "linear" in config["modes"] else set()
+    return pairs | {(r.model, r.dataset) for r in SWEEP_RUNS if r.mode == "linear"}
 
 
 def study_summary(config_files):
@@ -296,5 +360,22 @@ def study_summary(config_files):
         lines.append(
             f"  {mode}: "
             + " | ".join(f"{g} grid points x {steps:,} steps at batch {batch}" for g, steps, batch in protocols)
+        )
+    for study in SWEEP_STUDIES:
+        runs = [r for r in SWEEP_RUNS if r.study == study]
+        sweep = config["sweeps"][study]
+        if study == "dataset_size":
+            sizes = "; ".join(
+                f"{d}: {', '.join('all' if k is None else str(k) for k in examples_per_class(v))}"
+                for d, v in sweep["examples_per_class"].items()
+            )
+            what = f"examples per class {sizes}, {sweep['draws']} draws"
+        else:
+            what = "; ".join(
+                f"{mode}: {', '.join(f'{s:,}' for s in steps)} steps" for mode, steps in sweep["steps"].items()
+            )
+        lines.append(
+            f"  sweep {study}: {len(runs):,} runs ({len({r.model for r in runs})} models, "
+            f"modes {', '.join(sorted({r.mode for r in runs}))}; {what})"
         )
     return "\n".join(lines)

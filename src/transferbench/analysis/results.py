@@ -1,9 +1,14 @@
-"""The tidy results table: one row per model x dataset x mode.
+"""The tidy results table: one row per model x dataset x mode, and one per run of a sweep.
 
 Columns: model, dataset, mode, metric, value (fraction in [0, 1]), imagenet_top1 (percent; the demo's upstream
-top-1), n_train (train + val of the final fit), n_test, and predictions (path of the per-example test scores, for
-the paired tests; optional in tables from elsewhere). The workflow writes predictions paths relative to the
-workflow's directory (where its jobs run).
+top-1), n_train (train + val of the final fit; a subset run: the subset), n_test, and predictions (path of the
+per-example test scores, for the paired tests; optional in tables from elsewhere). The workflow writes predictions
+paths relative to the workflow's directory (where its jobs run).
+
+The sweeps' axes are columns too (transferbench.sweeps): `study` (main: the study matrix; dataset_size, budgets),
+`examples_per_class` and `draw` (dataset_size rows; `all` is recorded as the subset's largest class), `steps`
+(training steps of a finetune or scratch row; empty for linear). They are optional: a table without `study` is all
+main rows. The main study's statistics and figures read the main rows only (`read_table`).
 
 `validate_table` checks a table before any statistic is computed; each problem is an error (`TableError`) whose
 message names the rows or columns and says what would be right. Nothing is dropped silently.
@@ -20,6 +25,8 @@ from transferbench.atomic import atomic_path, read_json
 
 COLUMNS = ["model", "dataset", "mode", "metric", "value", "imagenet_top1", "n_train", "n_test"]
 OPTIONAL = ["predictions"]
+SWEEP_COLUMNS = ["study", "examples_per_class", "draw", "steps"]
+MAIN = "main"
 KEY = ["model", "dataset", "mode"]
 NUMERIC = ["value", "imagenet_top1", "n_train", "n_test"]
 SHOWN = 4  # rows named in one message; the rest are counted
@@ -30,27 +37,40 @@ class TableError(ValueError):
 
 
 def result_row(model: str, dataset: str, mode: str, result_file, imagenet_top1: float, n_train: int,
-               predictions: str | None = None) -> dict:
+               predictions: str | None = None, study: str = MAIN, examples_per_class: int | None = None,
+               draw: int | None = None) -> dict:
     r = read_json(result_file)
     n_test = r.get("n_test", r.get("n_eval"))
     return {"model": model, "dataset": dataset, "mode": mode, "metric": r["metric"], "value": r["value"],
-            "imagenet_top1": imagenet_top1, "n_train": n_train, "n_test": n_test, "predictions": predictions}
+            "imagenet_top1": imagenet_top1, "n_train": n_train, "n_test": n_test, "study": study,
+            "examples_per_class": examples_per_class, "draw": draw, "steps": r.get("steps"),
+            "predictions": predictions}
 
 
 def write_table(rows: list[dict], out_csv) -> pd.DataFrame:
-    table = pd.DataFrame(rows, columns=COLUMNS + OPTIONAL).sort_values(["mode", "dataset", "model"])
-    table = table.reset_index(drop=True)
+    """The rows as the table: the main study's first (by mode, dataset, model), then each sweep's."""
+    table = pd.DataFrame(rows, columns=COLUMNS + SWEEP_COLUMNS + OPTIONAL)
+    for column in ("examples_per_class", "draw", "steps"):
+        table[column] = table[column].astype("Int64")  # integers, empty where a row has none
+    table = table.assign(_sweep=table["study"] != MAIN).sort_values(
+        ["_sweep", "study", "mode", "dataset", "model", "examples_per_class", "draw", "steps"])
+    table = table.drop(columns="_sweep").reset_index(drop=True)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     return table
 
 
-def read_table(path) -> pd.DataFrame:
+def read_table(path, study: str | None = MAIN) -> pd.DataFrame:
+    """The table's rows of `study` (default: the main study; None: every row). A table without a `study` column
+    is all main rows."""
     table = pd.read_csv(path)
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise TableError(f"results table {path} lacks columns {missing}; expected at least {COLUMNS}")
-    return table
+    if study is None:
+        return table
+    rows = table["study"].fillna(MAIN) == study if "study" in table else pd.Series(study == MAIN, index=table.index)
+    return table[rows].reset_index(drop=True)
 
 
 def _row_names(table: pd.DataFrame, mask, column: str | None = None) -> str:

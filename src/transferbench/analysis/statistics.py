@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from transferbench.analysis import sweeps
 from transferbench.analysis.paired_tests import paired_tests
 from transferbench.analysis.regression import regressions
 from transferbench.analysis.results import TableError, read_table, resolve_predictions, validate_table
@@ -60,4 +61,27 @@ def write_statistics(results_csv, outputs: dict, n_boot: int = 2000, seed: int =
     if "summaries" in outputs:
         with atomic_path(outputs["summaries"]) as tmp:
             Path(tmp).write_text(summaries or "fewer than 3 models per mode: no regression\n")
+    return out
+
+
+SWEEP_OUTPUTS = {"dataset_size": "dataset_size.csv", "size_correlations": "size_correlations.csv",
+                 "convergence": "convergence.csv"}
+
+
+def write_sweep_statistics(results_csv, outputs: dict, n_boot: int = 2000, seed: int = 0) -> dict:
+    """The sweeps' statistics (transferbench.analysis.sweeps) of a results table, each into its path in `outputs`:
+    dataset_size, size_correlations, few_shot (the dataset-size study's), convergence (the budget study's); a name
+    left out is not computed."""
+    table = read_table(results_csv, study=None)
+    out = {}
+    if outputs.keys() & {"dataset_size", "size_correlations", "few_shot"}:
+        out["dataset_size"] = summary = sweeps.dataset_size_summary(table)
+        out["size_correlations"] = sweeps.size_correlations(summary, n_boot=n_boot, seed=seed)
+        out["few_shot"] = sweeps.few_shot_table(summary)
+    if "convergence" in outputs:
+        out["convergence"] = sweeps.convergence(table)
+    for name, frame in out.items():
+        if name in outputs:
+            Path(outputs[name]).parent.mkdir(parents=True, exist_ok=True)
+            _write_csv(frame, outputs[name])
     return out

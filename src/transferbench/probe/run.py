@@ -1,4 +1,8 @@
-"""The `linear` mode job: read cached features, choose the L2 strength on val, refit on train+val, score test."""
+"""The `linear` mode job: read cached features, choose the L2 strength on val, refit on train+val, score test.
+
+On a training-set subset (the dataset-size sweep), the features of the subset's rows are taken from the cached file
+(no re-extraction); the strength is chosen on the full val split and the final fit is on the subset alone (as for
+the training modes, transferbench.train.run: val would swamp a subset of 1 example per class)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import numpy as np
 
 from transferbench import metrics
 from transferbench.atomic import write_json
+from transferbench.data.subsets import Subset
 from transferbench.features.store import load_features
 from transferbench.predictions import save_predictions
 from transferbench.probe.solver import LinearProbe
@@ -18,13 +23,18 @@ log = logging.getLogger(__name__)
 
 def run_linear_probe(features_file, weight_decays, metric: str, out_json, predictions_out, num_classes: int,
                      max_iter: int = 1000, tol: float = 1e-4, refit_tol: float = 1e-6, device: str = "auto",
-                     expected: dict | None = None) -> dict:
-    """Run the paper's linear-probe protocol on one features file and write its JSON and test predictions."""
+                     expected: dict | None = None, subset: Subset | None = None) -> dict:
+    """Run the paper's linear-probe protocol on one features file and write its JSON and test predictions; with
+    `subset`, on those rows of train (module docstring)."""
     try:
         data = load_features(features_file, expected)
+        if subset is not None:
+            rows = list(subset.positions)
+            data["train"] = tuple(a[rows] for a in data["train"])
         probe = LinearProbe(weight_decays, max_iter=max_iter, tol=tol, refit_tol=refit_tol, device=device)
         path = probe.fit_path(data["train"], data["val"], metric=metric, num_classes=num_classes)
-        train_val = tuple(np.concatenate([a, b]) for a, b in zip(data["train"], data["val"]))
+        train_val = (data["train"] if subset is not None
+                     else tuple(np.concatenate([a, b]) for a, b in zip(data["train"], data["val"])))
         start = time.perf_counter()
         probe.fit(train_val, path.chosen_weight_decay, num_classes=num_classes)
         refit_time = time.perf_counter() - start
@@ -40,6 +50,7 @@ def run_linear_probe(features_file, weight_decays, metric: str, out_json, predic
         "refit": {"objective": probe.objective_, "iterations": probe.n_iter_, "certificate": probe.certificate_,
                   "certified": probe.certified_, "tol": refit_tol, "fit_time_s": refit_time},
         "n_train": len(train_val[1]), "n_test": len(test_labels), "feature_dim": int(test_features.shape[1]),
+        "subset": None if subset is None else subset.name,
     }
     save_predictions(predictions_out, test_labels, scores)
     write_json(out_json, result)

@@ -3,6 +3,11 @@
 `finetune` starts from the model's pretrained weights; `scratch` builds the same architecture randomly initialized
 (optionally with another normalization layer: GroupNorm or GN + weight standardization, as in Rethinking ImageNet
 Pre-training and BiT). Both replace the classifier with a fresh head for the dataset's classes.
+
+A run on a training-set subset (the dataset-size sweep, transferbench.data.subsets) trains on its subset alone in
+both phases: the grid point is scored on val, the final fit (the chosen point, on the subset again) on test. Val is
+not added to the final fit's training set as it is in the full study: with 1 example per class it would swamp the
+subset.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from transferbench.atomic import write_json
 from transferbench.data.image_cache import load_images
 from transferbench.data.images import Preprocessing, decode_images, storage_size
 from transferbench.data.splits import DatasetSpec, Split
+from transferbench.data.subsets import Subset
 from transferbench.inference import pick_device
 from transferbench.models.spec import ModelSpec, build_model
 from transferbench.predictions import save_predictions
@@ -42,17 +48,26 @@ def build_for_mode(spec: ModelSpec, mode: str, num_classes: int, settings: dict,
 
 def run_training(mode: str, model_spec: ModelSpec, dataset_spec: DatasetSpec, split_file, settings: dict,
                  lr: float, weight_decay: float, phase: str, seed: int, out_json, checkpoint,
-                 predictions_out=None, point: str | None = None, device: str = "auto", images_file=None) -> dict:
-    """Train one configuration and write its JSON (and, for the final phase, its test predictions)."""
+                 predictions_out=None, point: str | None = None, device: str = "auto", images_file=None,
+                 subset_file=None) -> dict:
+    """Train one configuration and write its JSON (and, for the final phase, its test predictions). With
+    `subset_file`, on that training-set subset (module docstring)."""
     train_names, eval_name = PHASES[phase]
     spec = model_spec.with_preprocessing()
     split = Split.load(split_file)
+    subset = None if subset_file is None else Subset.load(subset_file, split)
+    if subset is not None:
+        train_names = ("train",)
     size = storage_size(spec.resolution, spec.crop_pct)
     workers = settings.get("num_workers", 0)
     train_ids, train_labels = split.select(*train_names)
+    if subset is not None:
+        train_ids, train_labels = subset.select(train_ids, train_labels)
     eval_ids, eval_labels = split.select(eval_name)
     if images_file is not None:  # decoded once for every model at this size (image_cache)
         train_images = load_images(images_file, split, train_names, size, spec.interpolation)
+        if subset is not None:
+            train_images = train_images[list(subset.positions)]
         eval_images = load_images(images_file, split, [eval_name], size, spec.interpolation)
     else:
         train_images = decode_images(dataset_spec, train_ids, size, spec.interpolation, workers)
@@ -65,7 +80,8 @@ def run_training(mode: str, model_spec: ModelSpec, dataset_spec: DatasetSpec, sp
                               lr, weight_decay, dataset_spec.metric, seed, pick_device(device), checkpoint)
     summary = {"mode": mode, "phase": phase, "point": point, "model": spec.name, "dataset": dataset_spec.name,
                "lr": lr, "weight_decay": weight_decay, "metric": dataset_spec.metric, "value": result.metric,
-               "eval_split": eval_name, "n_train": len(train_ids), "n_eval": len(eval_ids)}
+               "eval_split": eval_name, "n_train": len(train_ids), "n_eval": len(eval_ids),
+               "subset": None if subset is None else subset.name}
     summary.update({k: v for k, v in result.summary().items() if k != "metric"})
     if predictions_out is not None:
         if result.outputs is None:

@@ -1,0 +1,115 @@
+"""Figures of the sweeps, in the style of transferbench.analysis.figures: Kornblith et al.'s Fig. 9 (transfer vs
+examples per class) and Fig. 8 (transfer vs training steps, fine-tuned vs from random init.)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
+
+from transferbench.analysis.figures import (
+    DOUBLE_COLUMN,
+    MODE_TITLES,
+    STYLE,
+    _legends_below,
+    model_styles,
+    save_figure,
+)
+
+MODES = ("linear", "finetune", "scratch")
+
+
+def mode_colours() -> dict:
+    """One colour per mode, the same in both sweep figures."""
+    return dict(zip(MODES, sns.color_palette("colorblind", n_colors=3)))
+
+
+def _panels(n: int):
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(DOUBLE_COLUMN, 1.75 * rows + 0.3), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes.flat
+
+
+def _handles(modes, models, styles, colours, extra=()) -> list:
+    handles = [Line2D([], [], color=colours[m], lw=1.0, label=MODE_TITLES[m]) for m in modes]
+    if len(models) > 1:
+        handles += [Line2D([], [], ls="none", marker=styles[m][1], ms=3.5, color="0.3", label=m) for m in models]
+    return handles + list(extra)
+
+
+def plot_dataset_size(summary: pd.DataFrame, out_pdf, out_png) -> None:
+    """Fig. 9: per dataset, the metric against examples per class (log2 axis), one line per mode (and marker per
+    model), error bars one standard error over draws; the top axis gives the total training examples."""
+    if summary.empty:
+        raise ValueError("no dataset_size rows in the results table: nothing to plot (is sweeps.dataset_size on?)")
+    datasets = sorted(summary["dataset"].unique())
+    models = sorted(summary["model"].unique())
+    styles, colours = model_styles(models), mode_colours()
+    with plt.rc_context(STYLE):
+        fig, axes = _panels(len(datasets))
+        for ax, dataset in zip(axes, datasets):
+            part = summary[summary["dataset"] == dataset]
+            for (mode, model), line in part.groupby(["mode", "model"], sort=True):
+                line = line.sort_values("examples_per_class")
+                ax.errorbar(line["examples_per_class"], 100 * line["mean"], yerr=100 * line["se"].fillna(0),
+                            color=colours[mode], marker=styles[model][1], ms=3, lw=1.0, capsize=1.5, elinewidth=0.6)
+            ax.set_xscale("log", base=2)
+            ax.set_title(dataset)
+            ax.set_xlabel("Examples per class")
+            ax.set_ylabel(f"{part['metric'].iloc[0].replace('_', ' ')} (%)")
+            ax.grid(alpha=0.3, lw=0.4)
+            totals = part.groupby("examples_per_class")["n_train"].mean()
+            top = ax.secondary_xaxis("top")
+            top.set_xticks(totals.index.to_numpy(dtype=float), [f"{t:,.0f}" for t in totals])
+            top.tick_params(labelsize=5, rotation=45)
+            top.set_xlabel("Training examples", fontsize=6)
+        fig.tight_layout()
+        bars = Line2D([], [], color="0.3", marker="|", ls="none", label="bars: 1 SE over draws")
+        _legends_below(fig, (_handles([m for m in MODES if m in set(summary["mode"])], models, styles, colours,
+                                      [bars]), 4))
+        save_figure(fig, out_pdf, out_png)
+
+
+def plot_convergence(table: pd.DataFrame, convergence: pd.DataFrame, out_pdf, out_png) -> None:
+    """Fig. 8: per dataset, the metric against training steps (log axis) of each budget's independently tuned run,
+    fine-tuned vs from random init.; dashed: the 90%-of-best-log-odds threshold of each mode, dotted: the steps
+    that first reach it."""
+    rows = table[table["study"] == "budgets"] if "study" in table else table.iloc[:0]
+    if rows.empty:
+        raise ValueError("no budgets rows in the results table: nothing to plot (is sweeps.budgets on?)")
+    datasets = sorted(rows["dataset"].unique())
+    models = sorted(rows["model"].unique())
+    styles, colours = model_styles(models), mode_colours()
+    per_mode = convergence[convergence["mode"].isin(MODES)]
+    with plt.rc_context(STYLE):
+        fig, axes = _panels(len(datasets))
+        for ax, dataset in zip(axes, datasets):
+            part = rows[rows["dataset"] == dataset]
+            for (mode, model), line in part.groupby(["mode", "model"], sort=True):
+                line = line.sort_values("steps")
+                ax.plot(line["steps"], 100 * line["value"], color=colours[mode], marker=styles[model][1], ms=3)
+                mark = per_mode[(per_mode["dataset"] == dataset) & (per_mode["model"] == model)
+                                & (per_mode["mode"] == mode)]
+                if len(mark) and np.isfinite(mark["threshold_log_odds"].iloc[0]):
+                    level = 100 / (1 + np.exp(-mark["threshold_log_odds"].iloc[0]))
+                    ax.axhline(level, color=colours[mode], lw=0.6, ls="--")
+                    if np.isfinite(mark["steps_to_90"].iloc[0]):
+                        ax.axvline(mark["steps_to_90"].iloc[0], color=colours[mode], lw=0.6, ls=":")
+            ax.set_xscale("log")
+            ax.set_title(dataset)
+            ax.set_xlabel("Training steps")
+            ax.set_ylabel(f"{part['metric'].iloc[0].replace('_', ' ')} (%)")
+            ax.grid(alpha=0.3, lw=0.4)
+        fig.tight_layout()
+        keys = [Line2D([], [], color="0.3", lw=0.6, ls="--", label="90% of the best log odds"),
+                Line2D([], [], color="0.3", lw=0.6, ls=":", label="first budget reaching it")]
+        _legends_below(fig, (_handles([m for m in MODES if m in set(rows["mode"])], models, styles, colours, keys),
+                             3))
+        save_figure(fig, out_pdf, out_png)

@@ -1,0 +1,132 @@
+"""What a config's `sweeps` section expands to: the extra runs of the dataset-size study (training-set subsets,
+Kornblith et al. Fig. 9 and BiT's few-shot transfer) and of the training-budget study (Fig. 8).
+
+Each run is a (study, model, dataset, mode, variant); the variant names the subset (`n4-d0`: 4 examples per class,
+draw 0; `nall-d0`: the whole train split) or the budget (`steps152`). A run gets its mode's settings for its dataset
+(transferbench.config.training_settings), then the sweep's own overrides for the mode (a smaller grid, say), then,
+for a budget, `steps` = the budget with `schedule_multiplier` 1: the cosine schedule spans exactly that many steps.
+Every budget is an independent run with its own grid search, selection and final fit (the paper's protocol).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+
+from transferbench.config import _merge, grid_point_name, training_settings
+
+STUDIES = ("dataset_size", "budgets")
+TRAIN_MODES = ("finetune", "scratch")
+SUBSET = re.compile(r"n(?P<k>\d+|all)-d(?P<draw>\d+)")
+BUDGET = re.compile(r"steps(?P<steps>\d+)")
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    study: str  # dataset_size | budgets
+    model: str
+    dataset: str
+    mode: str  # linear | finetune | scratch (budgets: finetune | scratch)
+    variant: str  # n4-d0 | nall-d0 | steps152
+
+
+def subset_name(examples_per_class: int | None, draw: int) -> str:
+    """'n4-d0' (4 examples per class, draw 0); 'nall-d0' for the whole train split (examples_per_class None)."""
+    return f"n{'all' if examples_per_class is None else examples_per_class}-d{draw}"
+
+
+def parse_subset_name(name: str) -> tuple[int | None, int]:
+    """(examples per class, or None for all; draw) of a subset name."""
+    match = SUBSET.fullmatch(name)
+    if not match:
+        raise ValueError(f"subset name {name!r}: expected n<examples per class>-d<draw> (n4-d0) or nall-d0")
+    return (None if match["k"] == "all" else int(match["k"])), int(match["draw"])
+
+
+def budget_name(steps: int) -> str:
+    return f"steps{steps}"
+
+
+def parse_budget_name(name: str) -> int:
+    match = BUDGET.fullmatch(name)
+    if not match:
+        raise ValueError(f"budget name {name!r}: expected steps<number of steps> (steps152)")
+    return int(match["steps"])
+
+
+def examples_per_class(sizes) -> list[int | None]:
+    """The sizes of one dataset's entry: a list (integers and 'all', kept in order) or {doubling_to: N} (1, 2, 4, ...
+    up to N, with N itself when it is not a power of two). 'all' is None."""
+    if isinstance(sizes, dict):
+        top = sizes["doubling_to"]
+        series = [2**i for i in range(top.bit_length()) if 2**i <= top]
+        return series + ([top] if series[-1] != top else [])
+    return [None if s == "all" else int(s) for s in sizes]
+
+
+def _enabled(config: dict, study: str) -> dict | None:
+    section = config.get("sweeps", {}).get(study)
+    return section if section and section.get("enabled", True) else None
+
+
+def sweep_runs(config: dict) -> list[SweepRun]:
+    """Every run the enabled sweeps of `config` add, in a stable order."""
+    runs = []
+    sweep = _enabled(config, "dataset_size")
+    if sweep:
+        for model, mode in itertools.product(sweep.get("models") or list(config["models"]),
+                                             sweep.get("modes") or list(config["modes"])):
+            for dataset, sizes in sweep["examples_per_class"].items():
+                for k in examples_per_class(sizes):
+                    for draw in range(1 if k is None else sweep.get("draws", 3)):  # 'all' is the same every draw
+                        runs.append(SweepRun("dataset_size", model, dataset, mode, subset_name(k, draw)))
+    sweep = _enabled(config, "budgets")
+    if sweep:
+        for model, dataset in itertools.product(sweep.get("models") or list(config["models"]),
+                                                sweep.get("datasets") or list(config["datasets"])):
+            for mode, budgets in sweep["steps"].items():
+                runs += [SweepRun("budgets", model, dataset, mode, budget_name(s)) for s in budgets]
+    return runs
+
+
+def sweep_settings(config: dict, study: str, mode: str, dataset: str, variant: str) -> dict:
+    """Training settings (with the grid) of one sweep run: the mode's for the dataset <- the sweep's overrides for the
+    mode <- the budget's steps (schedule multiplier 1)."""
+    settings = _merge(training_settings(config, mode, dataset), config["sweeps"][study].get(mode, {}))
+    if study == "budgets":
+        settings.update(steps=parse_budget_name(variant), schedule_multiplier=1)
+    return settings
+
+
+def sweep_grid_points(config: dict, study: str, mode: str, dataset: str) -> dict[str, dict]:
+    """Grid points of a sweep's runs of `mode` on `dataset`, by name (as transferbench.config.grid_points)."""
+    grid = _merge(training_settings(config, mode, dataset), config["sweeps"][study].get(mode, {}))["grid"]
+    return {grid_point_name(lr, wd): {"lr": lr, "weight_decay": wd}
+            for lr, wd in itertools.product(grid["lr"], grid["weight_decay"])}
+
+
+def sweep_problems(config: dict) -> list[str]:
+    """Names a sweep uses that the study does not define, and sizes a dataset cannot have, each naming the key."""
+    problems = []
+    models, datasets = list(config["models"]), list(config["datasets"])
+    for study in STUDIES:
+        sweep = config.get("sweeps", {}).get(study)
+        if not sweep:
+            continue
+        for model in sweep.get("models", []):
+            if model not in models:
+                problems.append(f"config key 'sweeps.{study}.models': {model!r} is not a model of the study; "
+                                f"valid: {', '.join(models)}")
+        named = sweep.get("datasets", []) if study == "budgets" else list(sweep["examples_per_class"])
+        for dataset in named:
+            if dataset not in datasets:
+                key = "datasets" if study == "budgets" else "examples_per_class"
+                problems.append(f"config key 'sweeps.{study}.{key}': {dataset!r} is not a dataset of the study; "
+                                f"valid: {', '.join(datasets)}")
+            elif study == "dataset_size" and config["datasets"][dataset].get("metric") == "map_11point":
+                problems.append(f"config key 'sweeps.dataset_size.examples_per_class.{dataset}': a multi-label "
+                                "dataset has no class-balanced subsets (the paper's Fig. 9 leaves VOC 2007 out); "
+                                "remove it")
+    return problems
+

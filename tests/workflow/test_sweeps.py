@@ -1,0 +1,134 @@
+"""The sweeps demo (config/demo_sweeps.yaml) end to end, at a tiny size: one run through --configfile as the README
+runs it, feeding every assert; then a dry run after adding a size and a draw (only the new runs and the
+aggregates)."""
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from .conftest import ROOT, snakemake
+
+pytestmark = pytest.mark.workflow
+DEMO = ROOT / "config" / "demo_sweeps.yaml"
+
+
+def tiny_sweeps_config() -> dict:
+    """config/demo_sweeps.yaml at test size: a smaller upstream task, 16 px, few steps, 2 sizes; its dataset-size
+    sweep keeps the linear and fine-tune modes (scratch runs in the budget sweep)."""
+    config = yaml.safe_load(DEMO.read_text())
+    config["upstream"]["dataset"].update(classes=8, train_per_class=12, test_per_class=6, size=16)
+    config["upstream"]["train"].update(steps=8, batch_size=16)
+    for entry in config["models"].values():
+        entry["resolution"] = 16
+    config["datasets"]["digits"].update(test_fraction=0.5, val_fraction=0.3)
+    config["linear"] = {"num": 5, "wd_min": 1.0e-2, "wd_max": 1.0e2}
+    for mode in ("finetune", "scratch"):
+        config[mode].update(steps=4, batch_size=16, checkpoint_every=2)
+    sweeps = config["sweeps"]
+    sweeps["dataset_size"].update(modes=["linear", "finetune"], examples_per_class={"digits": [2, "all"]})
+    sweeps["budgets"]["steps"] = {"finetune": [2, 6], "scratch": [2, 6]}
+    return config
+
+
+def write_config(workdir, config):
+    (workdir / "config").mkdir(parents=True, exist_ok=True)
+    (workdir / "config" / "demo_sweeps.yaml").write_text(yaml.safe_dump(config))
+
+
+@pytest.fixture(scope="module")
+def sweeps_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("sweeps")
+    write_config(workdir, tiny_sweeps_config())
+    proc = snakemake(workdir, "--cores", "2", "--configfile", "config/demo_sweeps.yaml")
+    return workdir, proc
+
+
+def test_startup_names_the_sweeps(sweeps_run):
+    _, proc = sweeps_run
+    assert "sweep dataset_size: 15 runs (3 models, modes finetune, linear; examples per class digits: 2, all, " \
+           "2 draws)" in proc.stderr
+    assert "sweep budgets: 4 runs (1 models, modes finetune, scratch; finetune: 2, 6 steps; scratch: 2, 6 steps)" \
+        in proc.stderr
+
+
+def test_results_table_has_a_row_per_sweep_run_with_its_axes(sweeps_run):
+    workdir, _ = sweeps_run
+    table = pd.read_csv(workdir / "results/tables/results.csv")
+    assert {"study", "examples_per_class", "draw", "steps"} <= set(table.columns)
+    assert table["study"].value_counts().to_dict() == {"main": 3, "dataset_size": 15, "budgets": 4}
+    split = json.loads((workdir / "results/splits/digits.json").read_text())
+    train_counts = np.bincount(split["labels"]["train"])
+    sizes = table[table.study == "dataset_size"]
+    two = sizes[sizes.examples_per_class == 2]
+    assert (two["n_train"] == 2 * 10).all() and sorted(two["draw"].unique()) == [0, 1]
+    everything = sizes[sizes.examples_per_class == train_counts.max()]
+    assert len(everything) == 3 * 2 and (everything["n_train"] == len(split["ids"]["train"])).all()
+    assert (everything["draw"] == 0).all()
+    trained = sizes[sizes["mode"] == "finetune"]
+    assert (trained["steps"] == 4).all() and sizes[sizes["mode"] == "linear"]["steps"].isna().all()
+    budgets = table[table.study == "budgets"]
+    assert sorted(zip(budgets["mode"], budgets["steps"])) == [("finetune", 2), ("finetune", 6), ("scratch", 2),
+                                                               ("scratch", 6)]
+    assert budgets["examples_per_class"].isna().all() and (budgets["n_train"] == split["n_train"]).all()
+    assert table["value"].between(0, 1).all()
+
+
+def test_subset_runs_reuse_the_cached_features_and_train_on_the_subset(sweeps_run):
+    workdir, _ = sweeps_run
+    assert sorted(p.name for p in (workdir / "results/features").rglob("*.h5")) == ["digits.h5"] * 3
+    subset = json.loads((workdir / "results/subsets/digits/n2-d1.json").read_text())
+    assert subset["n_train"] == 20 and subset["examples_per_class"] == 2 and subset["draw"] == 1
+    probe = json.loads((workdir / "results/dataset_size/linear/cnn_w4_d1/digits/n2-d1.json").read_text())
+    assert probe["n_train"] == 20 and probe["subset"] == "n2-d1"
+    final = json.loads((workdir / "results/dataset_size/finetune/cnn_w8_d2/digits/n2-d0/final.json").read_text())
+    assert final["n_train"] == 20 and final["eval_split"] == "test" and final["subset"] == "n2-d0"
+    grid = next((workdir / "results/dataset_size/finetune/cnn_w8_d2/digits/n2-d0/grid").glob("*.json"))
+    assert json.loads(grid.read_text())["eval_split"] == "val"
+    budget = json.loads((workdir / "results/budgets/scratch/cnn_w8_d2/digits/steps6/final.json").read_text())
+    assert budget["steps"] == 6 and budget["n_train"] == json.loads(
+        (workdir / "results/splits/digits.json").read_text())["n_train"]
+
+
+def test_sweep_statistics_and_figures(sweeps_run):
+    workdir, _ = sweeps_run
+    summary = pd.read_csv(workdir / "results/stats/dataset_size.csv")
+    two = summary[summary.examples_per_class == 2]
+    assert len(two) == 3 * 2 and (two["draws"] == 2).all() and two["se"].notna().all()
+    r = pd.read_csv(workdir / "results/stats/size_correlations.csv")
+    assert set(r["mode"]) == {"linear", "finetune"} and (r["n_models"] == 3).all()
+    few = pd.read_csv(workdir / "results/tables/few_shot.csv")
+    assert re.fullmatch(r"\d+\.\d \[\d+\.\d, \d+\.\d\]", few["2/class"].iloc[0])
+    convergence = pd.read_csv(workdir / "results/stats/convergence.csv")
+    assert set(convergence["mode"]) <= {"finetune", "scratch", "scratch/finetune"}
+    for name in ("fig8_convergence", "fig9_dataset_size"):
+        for ext in ("pdf", "png"):
+            assert (workdir / f"results/figures/{name}.{ext}").stat().st_size > 1000
+    main = pd.read_csv(workdir / "results/stats/correlations.csv")  # the main study's statistics: main rows only
+    assert (main.query("subset == 'all'")["n_models"] == 3).all()
+
+
+def test_adding_a_size_or_a_draw_reruns_only_the_new_runs_and_the_aggregates(sweeps_run, tmp_path):
+    workdir = tmp_path / "grown"
+    shutil.copytree(sweeps_run[0], workdir, symlinks=True)
+    config = tiny_sweeps_config()
+    config["sweeps"]["dataset_size"].update(draws=3, examples_per_class={"digits": [2, 4, "all"]})
+    write_config(workdir, config)
+    out = snakemake(workdir, "-n", "--cores", "2", "--configfile", "config/demo_sweeps.yaml").stdout
+    planned = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        match = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if match:
+            wc = re.search(r"wildcards: (.*)", block)
+            planned.append((match.group(1), dict(kv.split("=", 1) for kv in wc.group(1).split(", ")) if wc else {}))
+    new = {"n2-d2", "n4-d0", "n4-d1", "n4-d2"}
+    runs = [(rule, wc) for rule, wc in planned if wc]
+    assert runs and all(wc.get("subset", wc.get("variant")) in new for _, wc in runs), runs
+    assert {wc.get("subset", wc.get("variant")) for _, wc in runs} == new
+    aggregates = {rule for rule, wc in planned if not wc}
+    assert {"collect_results", "compute_sweep_statistics", "fig9_dataset_size"} <= aggregates
+    assert not aggregates & {"pretrain_upstream", "extract_features", "fit_linear_probe", "make_split"}
