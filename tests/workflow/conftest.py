@@ -18,7 +18,7 @@ TINY = Path(__file__).with_name("tiny.yaml")
 def snakemake(workdir, *args, check=True, env=None):
     """Run the repository's workflow in `workdir` (its config/config.yaml is the study); return the process.
     `env`: variables set on top of this process's environment."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), *args]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir), *map(str, args)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")

@@ -19,7 +19,7 @@ from transferbench.models import demo  # noqa: F401  (registers tb_democnn)
 
 from .conftest import ROOT, snakemake
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("paper_like")]
 
 
 def checkpoint_models(workdir) -> dict:
@@ -129,7 +129,7 @@ def test_paper_sweeps_switched_on_plan_fig8_and_fig9_offline(tmp_path):
     config["sweeps"]["dataset_size"]["examples_per_class"] = {d: sizes[d] for d in config["datasets"]}
     (tmp_path / "config").mkdir()
     (tmp_path / "config/paper_sweeps.yaml").write_text(yaml.safe_dump(config))
-    proc = snakemake(tmp_path, "-n", "-q", "rules", "--configfile", "config/paper_sweeps.yaml")
+    proc = snakemake(tmp_path, "-n", "-q", "rules", "--configfile", tmp_path / "config/paper_sweeps.yaml")
     counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", proc.stdout, re.MULTILINE)}
     subsets = (13 * 3) + (4 * 3)  # cifar10 1..4096 (13 sizes), flowers102 1..8 (4 sizes), 3 draws each
     budgets = 2 * (9 + 11)  # two datasets x (9 fine-tune budgets + 11 from scratch)

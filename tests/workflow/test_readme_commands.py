@@ -14,7 +14,7 @@ import pytest
 
 from .conftest import ROOT, copy_checkout
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("readme_clone")]
 README = ROOT / "README.md"
 VENV_BIN = Path(sys.executable).parent  # the environment the README's install line made (CI runs that line)
 
@@ -169,9 +169,9 @@ def test_sweeps_demo_plans_the_main_study_and_both_sweeps(clone):
     counts, stderr = plan(clone, command(r"^snakemake --cores 2 --configfile config/demo_sweeps\.yaml$"))
     assert "study config/demo_sweeps.yaml: 3 models x 1 datasets x 1 modes (linear)" in stderr
     assert f"{counts['total']:,} jobs in all" in stderr
-    # dataset size: 3 models x 3 modes x (2 sizes x 2 draws + all); budgets: 1 model x 2 modes x 3 budgets
-    assert counts["draw_subset"] == 5 and counts["fit_linear_probe_on_subset"] == 3 * 5
-    assert counts["train_final_in_sweep"] == 3 * 2 * 5 + 2 * 3 and "generate_dataset" in counts
+    # dataset size: 3 models x 3 modes x (1 size x 2 draws + all); budgets: 1 model x 2 modes x 2 budgets
+    assert counts["draw_subset"] == 3 and counts["fit_linear_probe_on_subset"] == 3 * 3
+    assert counts["train_final_in_sweep"] == 3 * 2 * 3 + 2 * 2 and "generate_dataset" in counts
     assert counts["compute_sweep_statistics"] == counts["fig9_dataset_size"] == counts["fig8_convergence"] == 1
     counts, _ = plan(clone, command(r"^snakemake --cores 2 --configfile config/demo_sweeps\.yaml fig9_dataset_size$"))
     assert counts["fig9_dataset_size"] == 1 and "fig8_convergence" not in counts and "all" not in counts

@@ -15,7 +15,7 @@ from transferbench.models.spec import ModelSpec, build_model, import_model_modul
 
 from .conftest import TINY, snakemake
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("tiny_run")]
 AGGREGATES = {"collect_results", "results_latex", "compute_statistics", "fig2_correlation", "fig_per_dataset",
               "fig_modes_per_dataset", "fig_finetune_vs_scratch", "fig_dataset_size", "all"}
 
@@ -164,8 +164,8 @@ def test_a_changed_preprocessing_reruns_the_models_jobs_only_and_looking_changes
         "cnn": {"timm": "tb_democnn", "kwargs": {"width": 4, "depth": 1}, "checkpoint": "cnn.pth",
                 "imagenet_top1": 40.0, "resolution": 16}})
     del config["upstream"]
-    for mode in ("finetune", "scratch"):
-        config[mode]["grid"]["lr"] = config[mode]["grid"]["lr"][:1]
+    config["modes"] = ["linear", "finetune"]  # (scratch reads the preprocessing as finetune does)
+    config["finetune"]["grid"]["lr"] = config["finetune"]["grid"]["lr"][:1]
     (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
     snakemake(workdir, "--cores", "2")
 

@@ -14,7 +14,7 @@ import yaml
 
 from .conftest import ROOT, TINY, slurm_test_profile, snakemake
 
-pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
+pytestmark = [pytest.mark.workflow, pytest.mark.slurm, pytest.mark.xdist_group("slurm_cluster")]
 
 
 def write_study(path, **changes):

@@ -1,6 +1,6 @@
 """The sweeps demo (config/demo_sweeps.yaml) end to end, at a tiny size: one run through --configfile as the README
 runs it, feeding every assert; then a dry run after adding a size and a draw (only the new runs and the
-aggregates)."""
+aggregates). (Snakemake resolves --configfile against the directory it starts in, not -d: hence absolute paths.)"""
 
 import json
 import re
@@ -13,7 +13,7 @@ import yaml
 
 from .conftest import ROOT, snakemake
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("sweeps_run")]
 DEMO = ROOT / "config" / "demo_sweeps.yaml"
 
 
@@ -44,13 +44,13 @@ def write_config(workdir, config):
 def sweeps_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("sweeps")
     write_config(workdir, tiny_sweeps_config())
-    proc = snakemake(workdir, "--cores", "2", "--configfile", "config/demo_sweeps.yaml")
+    proc = snakemake(workdir, "--cores", "2", "--configfile", workdir / "config/demo_sweeps.yaml")
     return workdir, proc
 
 
 def test_startup_names_the_sweeps(sweeps_run):
     _, proc = sweeps_run
-    assert "sweep dataset_size: 15 runs (3 models, modes finetune, linear; examples per class digits: 2, all, " \
+    assert "sweep dataset_size: 18 runs (3 models, modes finetune, linear; examples per class digits: 2, all, " \
            "2 draws)" in proc.stderr
     assert "sweep budgets: 4 runs (1 models, modes finetune, scratch; finetune: 2, 6 steps; scratch: 2, 6 steps)" \
         in proc.stderr
@@ -60,7 +60,7 @@ def test_results_table_has_a_row_per_sweep_run_with_its_axes(sweeps_run):
     workdir, _ = sweeps_run
     table = pd.read_csv(workdir / "results/tables/results.csv")
     assert {"study", "examples_per_class", "draw", "steps"} <= set(table.columns)
-    assert table["study"].value_counts().to_dict() == {"main": 3, "dataset_size": 15, "budgets": 4}
+    assert table["study"].value_counts().to_dict() == {"main": 3, "dataset_size": 18, "budgets": 4}
     split = json.loads((workdir / "results/splits/digits.json").read_text())
     train_counts = np.bincount(split["labels"]["train"])
     sizes = table[table.study == "dataset_size"]
@@ -118,7 +118,7 @@ def test_adding_a_size_or_a_draw_reruns_only_the_new_runs_and_the_aggregates(swe
     config = tiny_sweeps_config()
     config["sweeps"]["dataset_size"].update(draws=3, examples_per_class={"digits": [2, 4, "all"]})
     write_config(workdir, config)
-    out = snakemake(workdir, "-n", "--cores", "2", "--configfile", "config/demo_sweeps.yaml").stdout
+    out = snakemake(workdir, "-n", "--cores", "2", "--configfile", workdir / "config/demo_sweeps.yaml").stdout
     planned = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
         match = re.match(r"(?:local)?rule (\w+):", block.strip())
