@@ -19,7 +19,7 @@ from transferbench.models import demo  # noqa: F401  (registers tb_democnn)
 
 from .conftest import ROOT, snakemake
 
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("paper_like")]
+pytestmark = pytest.mark.workflow
 
 
 def checkpoint_models(workdir) -> dict:

@@ -14,7 +14,7 @@ import pytest
 
 from .conftest import ROOT, copy_checkout
 
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("readme_clone")]
+pytestmark = pytest.mark.workflow
 README = ROOT / "README.md"
 VENV_BIN = Path(sys.executable).parent  # the environment the README's install line made (CI runs that line)
 
@@ -53,7 +53,7 @@ CHECKED = [
     r"^snakemake --cores 2 --forcerun fit_linear_probe$", r"^snakemake --touch$", r"^snakemake --list-changes params$",
     r"^snakemake --lint$",
     r"^snakemake --cores 2 --configfile config/demo_sweeps\.yaml$",
-    r"^snakemake --cores 2 --configfile config/demo_sweeps\.yaml fig9_dataset_size$",
+    r"^snakemake --cores 2 fig9_dataset_size --configfile config/demo_sweeps\.yaml$",
 ]
 
 
@@ -173,5 +173,5 @@ def test_sweeps_demo_plans_the_main_study_and_both_sweeps(clone):
     assert counts["draw_subset"] == 3 and counts["fit_linear_probe_on_subset"] == 3 * 3
     assert counts["train_final_in_sweep"] == 3 * 2 * 3 + 2 * 2 and "generate_dataset" in counts
     assert counts["compute_sweep_statistics"] == counts["fig9_dataset_size"] == counts["fig8_convergence"] == 1
-    counts, _ = plan(clone, command(r"^snakemake --cores 2 --configfile config/demo_sweeps\.yaml fig9_dataset_size$"))
+    counts, _ = plan(clone, command(r"^snakemake --cores 2 fig9_dataset_size --configfile config/demo_sweeps\.yaml$"))
     assert counts["fig9_dataset_size"] == 1 and "fig8_convergence" not in counts and "all" not in counts

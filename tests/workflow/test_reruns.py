@@ -15,7 +15,7 @@ from transferbench.models.spec import ModelSpec, build_model, import_model_modul
 
 from .conftest import TINY, snakemake
 
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("tiny_run")]
+pytestmark = pytest.mark.workflow
 AGGREGATES = {"collect_results", "results_latex", "compute_statistics", "fig2_correlation", "fig_per_dataset",
               "fig_modes_per_dataset", "fig_finetune_vs_scratch", "fig_dataset_size", "all"}
 

@@ -14,7 +14,7 @@ import yaml
 
 from .conftest import ROOT, TINY, slurm_test_profile, snakemake
 
-pytestmark = [pytest.mark.workflow, pytest.mark.slurm, pytest.mark.xdist_group("slurm_cluster")]
+pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
 
 def write_study(path, **changes):

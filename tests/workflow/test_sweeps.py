@@ -13,7 +13,7 @@ import yaml
 
 from .conftest import ROOT, snakemake
 
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("sweeps_run")]
+pytestmark = pytest.mark.workflow
 DEMO = ROOT / "config" / "demo_sweeps.yaml"
 
 

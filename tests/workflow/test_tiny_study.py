@@ -15,7 +15,7 @@ import yaml
 
 from .conftest import ROOT, TINY, snakemake, study_dir
 
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("tiny_run")]
+pytestmark = pytest.mark.workflow
 
 
 def test_results_table_has_a_row_per_model_dataset_mode(tiny_run):
