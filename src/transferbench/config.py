@@ -133,11 +133,15 @@ def grid_point_name(lr: float, weight_decay: float) -> str:
     return f"lr{lr:g}_wd{weight_decay:g}"
 
 
-def grid_points(config: dict, mode: str, dataset: str) -> dict[str, dict]:
-    """Grid points of `mode` on `dataset`, by name: {'lr0.01_wd1e-05': {'lr': 0.01, 'weight_decay': 1e-05}}."""
-    grid = training_settings(config, mode, dataset)["grid"]
+def named_points(grid: dict) -> dict[str, dict]:
+    """A grid's points by name: {'lr0.01_wd1e-05': {'lr': 0.01, 'weight_decay': 1e-05}}."""
     return {grid_point_name(lr, wd): {"lr": lr, "weight_decay": wd}
             for lr, wd in itertools.product(grid["lr"], grid["weight_decay"])}
+
+
+def grid_points(config: dict, mode: str, dataset: str) -> dict[str, dict]:
+    """Grid points of `mode` on `dataset`, by name (named_points)."""
+    return named_points(training_settings(config, mode, dataset)["grid"])
 
 
 def linear_grid(config: dict) -> list[float]:

@@ -14,7 +14,7 @@ import itertools
 import re
 from dataclasses import dataclass
 
-from transferbench.config import _merge, grid_point_name, training_settings
+from transferbench.config import _merge, named_points, training_settings
 
 STUDIES = ("dataset_size", "budgets")
 TRAIN_MODES = ("finetune", "scratch")
@@ -90,10 +90,15 @@ def sweep_runs(config: dict) -> list[SweepRun]:
     return runs
 
 
+def _sweep_mode_settings(config: dict, study: str, mode: str, dataset: str) -> dict:
+    """The mode's settings for the dataset <- the sweep's overrides for the mode."""
+    return _merge(training_settings(config, mode, dataset), config["sweeps"][study].get(mode, {}))
+
+
 def sweep_settings(config: dict, study: str, mode: str, dataset: str, variant: str) -> dict:
     """Training settings (with the grid) of one sweep run: the mode's for the dataset <- the sweep's overrides for the
     mode <- the budget's steps (schedule multiplier 1)."""
-    settings = _merge(training_settings(config, mode, dataset), config["sweeps"][study].get(mode, {}))
+    settings = _sweep_mode_settings(config, study, mode, dataset)
     if study == "budgets":
         settings.update(steps=parse_budget_name(variant), schedule_multiplier=1)
     return settings
@@ -101,9 +106,7 @@ def sweep_settings(config: dict, study: str, mode: str, dataset: str, variant: s
 
 def sweep_grid_points(config: dict, study: str, mode: str, dataset: str) -> dict[str, dict]:
     """Grid points of a sweep's runs of `mode` on `dataset`, by name (as transferbench.config.grid_points)."""
-    grid = _merge(training_settings(config, mode, dataset), config["sweeps"][study].get(mode, {}))["grid"]
-    return {grid_point_name(lr, wd): {"lr": lr, "weight_decay": wd}
-            for lr, wd in itertools.product(grid["lr"], grid["weight_decay"])}
+    return named_points(_sweep_mode_settings(config, study, mode, dataset)["grid"])
 
 
 def sweep_problems(config: dict) -> list[str]:

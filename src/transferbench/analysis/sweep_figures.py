@@ -37,6 +37,15 @@ def _panels(n: int):
     return fig, axes.flat
 
 
+def _label_panel(ax, dataset: str, xlabel: str, metric: str, base: int) -> None:
+    """A dataset's panel: log x axis, its title, the axis labels (the metric in percent) and a light grid."""
+    ax.set_xscale("log", base=base)
+    ax.set_title(dataset)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"{metric.replace('_', ' ')} (%)")
+    ax.grid(alpha=0.3, lw=0.4)
+
+
 def _handles(modes, models, styles, colours, extra=()) -> list:
     handles = [Line2D([], [], color=colours[m], lw=1.0, label=MODE_TITLES[m]) for m in modes]
     if len(models) > 1:
@@ -60,11 +69,7 @@ def plot_dataset_size(summary: pd.DataFrame, out_pdf, out_png) -> None:
                 line = line.sort_values("examples_per_class")
                 ax.errorbar(line["examples_per_class"], 100 * line["mean"], yerr=100 * line["se"].fillna(0),
                             color=colours[mode], marker=styles[model][1], ms=3, lw=1.0, capsize=1.5, elinewidth=0.6)
-            ax.set_xscale("log", base=2)
-            ax.set_title(dataset)
-            ax.set_xlabel("Examples per class")
-            ax.set_ylabel(f"{part['metric'].iloc[0].replace('_', ' ')} (%)")
-            ax.grid(alpha=0.3, lw=0.4)
+            _label_panel(ax, dataset, "Examples per class", part["metric"].iloc[0], base=2)
             totals = part.groupby("examples_per_class")["n_train"].mean()
             top = ax.secondary_xaxis("top")
             top.set_xticks(totals.index.to_numpy(dtype=float), [f"{t:,.0f}" for t in totals])
@@ -102,11 +107,7 @@ def plot_convergence(table: pd.DataFrame, convergence: pd.DataFrame, out_pdf, ou
                     ax.axhline(level, color=colours[mode], lw=0.6, ls="--")
                     if np.isfinite(mark["steps_to_90"].iloc[0]):
                         ax.axvline(mark["steps_to_90"].iloc[0], color=colours[mode], lw=0.6, ls=":")
-            ax.set_xscale("log")
-            ax.set_title(dataset)
-            ax.set_xlabel("Training steps")
-            ax.set_ylabel(f"{part['metric'].iloc[0].replace('_', ' ')} (%)")
-            ax.grid(alpha=0.3, lw=0.4)
+            _label_panel(ax, dataset, "Training steps", part["metric"].iloc[0], base=10)
         fig.tight_layout()
         keys = [Line2D([], [], color="0.3", lw=0.6, ls="--", label="90% of the best log odds"),
                 Line2D([], [], color="0.3", lw=0.6, ls=":", label="first budget reaching it")]
