@@ -10,6 +10,20 @@ from PIL import Image
 
 from transferbench.data.splits import DatasetSpec, make_split
 
+# The two workers (pytest-xdist, --dist loadfile: a file runs whole in one worker) take files in this order, then
+# the rest as collected. Minutes-long files first, so that none starts last and runs alone at the end: the SLURM
+# file (its worker also takes the next file at once, hence a short one after it), then the files whose shared runs
+# take minutes. (--no-loadscope-reorder in pyproject.toml keeps xdist from ordering files by their test count.)
+FIRST = ["workflow/test_slurm_cluster.py", "workflow/test_tiny_study.py", "unit/test_latex_table.py",
+         "workflow/test_paper_study.py", "workflow/test_sweeps.py", "workflow/test_readme_commands.py",
+         "workflow/test_reruns.py", "workflow/test_own_models_and_data.py", "workflow/test_install.py"]
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.relative_to(item.path.parents[1]).as_posix(), len(FIRST)))
+
+
 # A researcher's own model file (config key model_modules), registered the timm way.
 NARROW_RESNET = textwrap.dedent('''
     """A width variant timm does not ship: one BasicBlock per stage, a quarter of ResNet-18's width."""

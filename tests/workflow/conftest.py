@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,11 +45,30 @@ def study_dir(path, config=TINY):
     return path
 
 
+@contextmanager
+def made_once(tmp_path_factory, worker_id, name):
+    """(folder, done): a folder shared by every worker of this pytest session (pytest-xdist), under a lock; `done`
+    is False only for the first to ask, which makes the folder's contents while the others wait for them."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # pytest-N/ holds each worker's popen-gwK/
+    folder, marker = shared / name, shared / f"{name}.done"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if making it fails
+        done = marker.exists()
+        if not done:
+            shutil.rmtree(folder, ignore_errors=True)  # a first attempt that failed
+        yield folder, done
+        marker.touch()
+
+
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """A complete run of the tiny study (shared by the tests that only read it)."""
-    workdir = study_dir(tmp_path_factory.mktemp("tiny"))
-    snakemake(workdir, "--cores", "2")
+def tiny_run(tmp_path_factory, worker_id):
+    """A complete run of the tiny study, made once per pytest session however many workers ask (the tests that
+    use it read it or copy it)."""
+    with made_once(tmp_path_factory, worker_id, "tiny_run") as (workdir, done):
+        if not done:
+            study_dir(workdir)
+            snakemake(workdir, "--cores", "2")
     return workdir
 
 

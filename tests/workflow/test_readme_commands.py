@@ -172,6 +172,7 @@ def test_sweeps_demo_plans_the_main_study_and_both_sweeps(clone):
     # dataset size: 3 models x 3 modes x (1 size x 2 draws + all); budgets: 1 model x 2 modes x 2 budgets
     assert counts["draw_subset"] == 3 and counts["fit_linear_probe_on_subset"] == 3 * 3
     assert counts["train_final_in_sweep"] == 3 * 2 * 3 + 2 * 2 and "generate_dataset" in counts
+    assert "train_grid_point_in_sweep" not in counts  # the demo's grids have one point: nothing to select
     assert counts["compute_sweep_statistics"] == counts["fig9_dataset_size"] == counts["fig8_convergence"] == 1
     counts, _ = plan(clone, command(r"^snakemake --cores 2 fig9_dataset_size --configfile config/demo_sweeps\.yaml$"))
     assert counts["fig9_dataset_size"] == 1 and "fig8_convergence" not in counts and "all" not in counts

@@ -19,7 +19,8 @@ DEMO = ROOT / "config" / "demo_sweeps.yaml"
 
 def tiny_sweeps_config() -> dict:
     """config/demo_sweeps.yaml at test size: a smaller upstream task, 16 px, few steps, 2 sizes; its dataset-size
-    sweep keeps the linear and fine-tune modes (scratch runs in the budget sweep)."""
+    sweep keeps the linear and fine-tune modes (scratch runs in the budget sweep), fine-tuning with a grid of two
+    points (selection on val); the budgets keep the demo's grids of one point (no grid job)."""
     config = yaml.safe_load(DEMO.read_text())
     config["upstream"]["dataset"].update(classes=8, train_per_class=12, test_per_class=6, size=16)
     config["upstream"]["train"].update(steps=8, batch_size=16)
@@ -31,6 +32,7 @@ def tiny_sweeps_config() -> dict:
         config[mode].update(steps=4, batch_size=16, checkpoint_every=2)
     sweeps = config["sweeps"]
     sweeps["dataset_size"].update(modes=["linear", "finetune"], examples_per_class={"digits": [2, "all"]})
+    sweeps["dataset_size"]["finetune"] = {"grid": {"lr": [0.03, 0.01], "weight_decay": [1.0e-5]}}  # chosen on val
     sweeps["budgets"]["steps"] = {"finetune": [2, 6], "scratch": [2, 6]}
     return config
 
@@ -87,8 +89,15 @@ def test_subset_runs_reuse_the_cached_features_and_train_on_the_subset(sweeps_ru
     assert probe["n_train"] == 20 and probe["subset"] == "n2-d1"
     final = json.loads((workdir / "results/dataset_size/finetune/cnn_w8_d2/digits/n2-d0/final.json").read_text())
     assert final["n_train"] == 20 and final["eval_split"] == "test" and final["subset"] == "n2-d0"
-    grid = next((workdir / "results/dataset_size/finetune/cnn_w8_d2/digits/n2-d0/grid").glob("*.json"))
-    assert json.loads(grid.read_text())["eval_split"] == "val"
+    grid = sorted((workdir / "results/dataset_size/finetune/cnn_w8_d2/digits/n2-d0/grid").glob("*.json"))
+    assert len(grid) == 2 and all(json.loads(g.read_text())["eval_split"] == "val" for g in grid)
+    assert all(json.loads(g.read_text())["n_train"] == 20 for g in grid)  # the subset, scored on the val split
+    selection = json.loads((workdir / "results/dataset_size/finetune/cnn_w8_d2/digits/n2-d0/selection.json")
+                           .read_text())
+    assert selection["validated"] and set(selection["grid"]) == {g.stem for g in grid}
+    one_point = workdir / "results/budgets/scratch/cnn_w8_d2/digits/steps6"  # a grid of one point: no grid job
+    assert not (one_point / "grid").exists()
+    assert json.loads((one_point / "selection.json").read_text())["validated"] is False
     budget = json.loads((workdir / "results/budgets/scratch/cnn_w8_d2/digits/steps6/final.json").read_text())
     assert budget["steps"] == 6 and budget["n_train"] == json.loads(
         (workdir / "results/splits/digits.json").read_text())["n_train"]

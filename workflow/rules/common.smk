@@ -216,10 +216,21 @@ def run_settings(wc):
     return _settings_without_grid(wc.mode, wc.dataset)
 
 
+def grid_jobs(grid):
+    """The grid's points that run as grid jobs: none for a grid of one point (nothing to choose; see
+    transferbench.train.selection)."""
+    return list(grid) if len(grid) > 1 else []
+
+
+def sole_point(grid):
+    """A grid of one point, which its selection names without grid jobs (a param: changing it reruns the
+    selection); None for larger grids, whose grid jobs' files are the selection's inputs."""
+    return grid if len(grid) == 1 else None
+
+
 def grid_files(wc):
-    return expand(
-        PATHS.grid_point, mode=wc.mode, model=wc.model, dataset=wc.dataset, point=mode_grid(wc.mode, wc.dataset)
-    )
+    points = grid_jobs(mode_grid(wc.mode, wc.dataset))
+    return expand(PATHS.grid_point, mode=wc.mode, model=wc.model, dataset=wc.dataset, point=points)
 
 
 def result_files(model, dataset, mode, study="main", variant=None):
@@ -294,7 +305,8 @@ def sweep_grid(study, mode, dataset):
 
 
 def sweep_grid_files(wc):
-    return expand(PATHS.sweep_grid_point, **dict(wc.items()), point=sweep_grid(wc.study, wc.mode, wc.dataset))
+    points = grid_jobs(sweep_grid(wc.study, wc.mode, wc.dataset))
+    return expand(PATHS.sweep_grid_point, **dict(wc.items()), point=points)
 
 
 def study_jobs():
@@ -308,7 +320,7 @@ def study_jobs():
         "cache_images": len({image_cache(SimpleNamespace(model=m, dataset=d)) for m in MODELS for d in DATASETS}),
         "extract_features": len(feature_pairs()),
         "fit_linear_probe": models * datasets * ("linear" in config["modes"]),
-        "train_grid_point": models * sum(len(mode_grid(m, d)) for m in TRAIN_MODES for d in DATASETS),
+        "train_grid_point": models * sum(len(grid_jobs(mode_grid(m, d))) for m in TRAIN_MODES for d in DATASETS),
         "select_grid_point": models * datasets * train_modes,
         "train_final": models * datasets * train_modes,
         "measure_imagenet_top1": models * bool(config.get("imagenet_val")),
@@ -323,7 +335,7 @@ def study_jobs():
         {
             "draw_subset": len({(r.dataset, r.variant) for r in SWEEP_RUNS if r.study == "dataset_size"}),
             "fit_linear_probe_on_subset": sum(r.mode == "linear" for r in SWEEP_RUNS),
-            "train_grid_point_in_sweep": sum(len(sweep_grid(r.study, r.mode, r.dataset)) for r in trained),
+            "train_grid_point_in_sweep": sum(len(grid_jobs(sweep_grid(r.study, r.mode, r.dataset))) for r in trained),
             "select_grid_point_in_sweep": len(trained),
             "train_final_in_sweep": len(trained),
             "compute_sweep_statistics": bool(SWEEP_RUNS),

@@ -58,6 +58,8 @@ use rule select_grid_point as select_grid_point_in_sweep with:
         PATHS.sweep_selection,
     log:
         "logs/select_grid_point_in_sweep/{study}/{mode}/{model}/{dataset}/{variant}.log",
+    params:
+        sole_point=lambda wc: sole_point(sweep_grid(wc.study, wc.mode, wc.dataset)),
 
 
 use rule train_final as train_final_in_sweep with:

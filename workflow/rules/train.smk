@@ -62,6 +62,8 @@ rule select_grid_point:
         "logs/select_grid_point/{mode}/{model}/{dataset}.log",
     conda:
         CONDA_ENV
+    params:
+        sole_point=lambda wc: sole_point(mode_grid(wc.mode, wc.dataset)),
     script:
         "../scripts/select_grid_point.py"
 

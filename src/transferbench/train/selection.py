@@ -2,7 +2,10 @@
 
 Rule: the highest validation metric among the runs that did not diverge; ties go to the stronger regularization
 (larger weight decay), then to the smaller learning rate (the more conservative update). If every point diverged,
-selection fails with the list of runs, since no final fit can be made.
+selection fails with the list of runs, since no final fit can be made. A grid of one point (a fixed recipe such as
+BiT-HyperRule, or a sweep's single setting) has nothing to choose from: the workflow runs no grid job for it (a
+validation score that chooses nothing would cost a training run), and the selection names that point with
+`validated` false and no validation metric.
 """
 
 from __future__ import annotations
@@ -19,14 +22,25 @@ def select_grid_point(results: dict[str, dict]) -> str:
     return max(usable, key=lambda n: (usable[n]["value"], usable[n]["weight_decay"], -usable[n]["lr"]))
 
 
-def write_selection(grid_files, out_json) -> dict:
+def write_selection(grid_files, out_json, grid: dict | None = None) -> dict:
+    """Write the choice among the grid points' results (`grid_files`); with no results and a `grid` ({point name:
+    {'lr', 'weight_decay'}}) of one point, that point, unvalidated."""
+    if not grid_files:
+        if not grid or len(grid) != 1:
+            raise ValueError(f"no grid results to select from, and the grid has {len(grid or {})} points (a "
+                             "selection without grid jobs is only for a grid of one point)")
+        (chosen, point), = grid.items()
+        selection = {"chosen": chosen, "lr": point["lr"], "weight_decay": point["weight_decay"], "val_metric": None,
+                     "validated": False, "grid": {}}
+        write_json(out_json, selection)
+        return selection
     results = {}
     for path in grid_files:
         r = read_json(path)
         results[r["point"]] = r
     chosen = select_grid_point(results)
     selection = {"chosen": chosen, "lr": results[chosen]["lr"], "weight_decay": results[chosen]["weight_decay"],
-                 "val_metric": results[chosen]["value"],
+                 "val_metric": results[chosen]["value"], "validated": True,
                  "grid": {n: {"value": r["value"], "diverged": r["diverged"]} for n, r in sorted(results.items())}}
     write_json(out_json, selection)
     return selection
