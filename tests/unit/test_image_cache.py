@@ -101,3 +101,28 @@ def test_extraction_from_the_cache_equals_decoding(tmp_path, imagefolder_split):
     for name in cached:
         np.testing.assert_array_equal(cached[name][0], decoded[name][0])
 
+
+def test_training_from_the_cache_in_workers_equals_training_in_memory(tmp_path):
+    import timm
+
+    from transferbench.data.images import Preprocessing
+    from transferbench.train.loop import train_classifier
+
+    from .test_training import SETTINGS
+
+    dataset = DatasetSpec("mixed", "imagefolder", "top1", root=str(write_mixed_folder(tmp_path / "mixed")),
+                          val_fraction=0.0)
+    split = make_split(dataset, seed=0)
+    split.save(tmp_path / "split.json")
+    write_image_cache(dataset, tmp_path / "split.json", 48, "bicubic", tmp_path / "images.h5")
+    train, test = (CachedImages(tmp_path / "images.h5", split, name) for name in ("train", "test"))
+    (_, train_labels), (_, test_labels) = split.select("train"), split.select("test")
+    outputs = []
+    for train_images, test_images, workers in ((train, test, 2), (train[:], test[:], 0)):
+        torch.manual_seed(0)
+        model = timm.create_model("tb_democnn", width=4, depth=1, num_classes=3)
+        result = train_classifier(model, train_images, train_labels, test_images, test_labels,
+                                  Preprocessing(32, (0.5,) * 3, (0.25,) * 3), {**SETTINGS, "num_workers": workers},
+                                  0.05, 1e-5, "top1", seed=3, device=torch.device("cpu"))
+        outputs.append(result.outputs)
+    np.testing.assert_array_equal(*outputs)
