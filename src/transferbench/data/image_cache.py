@@ -154,23 +154,27 @@ class CachedImages(Dataset):
     """The images of the named splits of an image cache, one after the other, read on demand.
 
     `images[key]`, with a 1-D index array or tensor (any order, repeats allowed) or a slice, is a uint8 tensor
-    (k, 3, S, S) in that order; an int gives (3, S, S). Only that batch is in memory (plus 17 bytes of offsets per
-    image). Reads go straight to the file by offset (os.pread: a few microseconds per image, no HDF5 call), each
-    process through its own descriptor, so DataLoader workers can read and decode in parallel.
+    (k, 3, S, S) in that order; an int gives (3, S, S). Only that batch is in memory (plus 17 bytes of entry
+    positions per image). Each entry is one os.pread at its position in the file (a few microseconds, no HDF5 call),
+    in file order, each process through its own descriptor, so DataLoader workers read and decode in parallel.
     """
 
     def __init__(self, path, split: Split, names, size: int | None = None, interpolation: str | None = None):
         self.path, self._fd, self._pid = str(path), None, None
         names = [names] if isinstance(names, str) else list(names)
+        starts, lengths, raw = [], [], []
         with h5py.File(self.path, "r") as h5:
             _check(h5, path, split, size, interpolation)
             self.size, self.interpolation = int(h5.attrs["size"]), str(h5.attrs["interpolation"])
-            # per split: (file offset of its data, entry offsets, raw flags)
-            self._parts = [(h5[n]["data"].id.get_offset() or 0, h5[n]["offsets"][:], h5[n]["raw"][:]) for n in names]
-        self._starts = np.cumsum([0] + [len(raw) for _, _, raw in self._parts])
+            for name in names:
+                offsets = h5[name]["offsets"][:]
+                starts.append((h5[name]["data"].id.get_offset() or 0) + offsets[:-1])  # positions in the file
+                lengths.append(np.diff(offsets))
+                raw.append(h5[name]["raw"][:])
+        self._starts, self._lengths, self._raw = (np.concatenate(a) for a in (starts, lengths, raw))
 
     def __len__(self) -> int:
-        return int(self._starts[-1])
+        return len(self._raw)
 
     def __getstate__(self):  # a descriptor is per process
         return {**self.__dict__, "_fd": None, "_pid": None}
@@ -191,30 +195,14 @@ class CachedImages(Dataset):
         if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
             raise IndexError(f"image index out of range for {len(self)} images in {self.path}")
         out = torch.empty((len(indices), 3, self.size, self.size), dtype=torch.uint8)
-        pixels = out.numpy()
-        order = np.argsort(indices, kind="stable")  # read in file order; runs of neighbours in one read
-        run_start = 0
-        for end in range(1, len(order) + 1):
-            if end < len(order) and indices[order[end]] - indices[order[end - 1]] <= 1 \
-                    and self._part(indices[order[end]]) == self._part(indices[order[run_start]]):
-                continue
-            self._read_run(indices, order[run_start:end], pixels)
-            run_start = end
+        rows, fd = out.numpy().reshape(len(indices), 3 * self.size * self.size), self._descriptor()
+        order = np.argsort(self._starts[indices], kind="stable")  # in file order
+        chosen = indices[order]
+        # plain Python numbers in the loop: numpy scalars cost more than the reads on small images
+        for position, start, length, raw in zip(order.tolist(), self._starts[chosen].tolist(),
+                                                self._lengths[chosen].tolist(), self._raw[chosen].tolist()):
+            if raw:  # straight into the batch
+                os.preadv(fd, [rows[position]], start)
+            else:
+                rows[position] = decode_image(os.pread(fd, length, start), self.size, self.interpolation).reshape(-1)
         return out
-
-    def _part(self, index: int) -> int:
-        return int(np.searchsorted(self._starts, index, side="right")) - 1
-
-    def _read_run(self, indices: np.ndarray, positions: np.ndarray, pixels: np.ndarray) -> None:
-        """Decode the images at `positions` of the batch (their indices consecutive or repeated, in one split) into
-        `pixels`, from one read of their bytes."""
-        part = self._part(indices[positions[0]])
-        base, offsets, raw = self._parts[part]
-        local = indices[positions] - self._starts[part]
-        lo, hi = offsets[local[0]], offsets[local[-1] + 1]
-        data = memoryview(os.pread(self._descriptor(), int(hi - lo), int(base + lo)))
-        shape = (3, self.size, self.size)
-        for position, i in zip(positions, local):
-            entry = data[offsets[i] - lo:offsets[i + 1] - lo]
-            pixels[position] = (np.frombuffer(entry, dtype=np.uint8).reshape(shape) if raw[i]
-                                else decode_image(entry, self.size, self.interpolation).numpy())

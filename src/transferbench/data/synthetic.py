@@ -90,13 +90,15 @@ def photo_like(rng, width: int, height: int) -> np.ndarray:
     falls as 1/f^1.5 (photographs: about 1/f to 1/f^2), channels mixed as colours are, plus a little sensor noise.
     At 500 x 375 a quality-90 JPEG of it takes about 50 KB, as a typical photograph of that size does."""
     fy, fx = np.fft.fftfreq(height)[:, None], np.fft.rfftfreq(width)[None, :]
-    amplitude = np.hypot(fx, fy)
-    amplitude[0, 0] = np.inf  # no mean term: the brightness is set below
-    amplitude = amplitude ** -1.5
-    spectra = amplitude * (rng.normal(size=(3, *amplitude.shape)) + 1j * rng.normal(size=(3, *amplitude.shape)))
+    frequency = np.hypot(fx, fy).astype(np.float32)
+    frequency[0, 0] = np.inf  # no mean term: the brightness is set below
+    shape = (3, *frequency.shape)
+    spectra = frequency ** -1.5 * (rng.standard_normal(shape, np.float32) + 1j * rng.standard_normal(shape, np.float32))
     fields = np.fft.irfft2(spectra, s=(height, width))
-    mixed = np.einsum("ij,jhw->ihw", np.eye(3) + rng.normal(0, 0.4, (3, 3)), fields)
-    image = mixed / mixed.std() * 50 + rng.uniform(60, 190, (3, 1, 1)) + rng.normal(0, 2, mixed.shape)
+    colours = np.eye(3, dtype=np.float32) + rng.normal(0, 0.4, (3, 3)).astype(np.float32)
+    mixed = np.einsum("ij,jhw->ihw", colours, fields)
+    image = mixed * (50 / mixed.std()) + rng.uniform(60, 190, (3, 1, 1)).astype(np.float32)
+    image += rng.standard_normal(image.shape, np.float32) * 2
     return np.clip(image, 0, 255).round().astype(np.uint8).transpose(1, 2, 0)
 
 
