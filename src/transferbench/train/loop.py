@@ -139,6 +139,7 @@ def train_classifier(model: nn.Module, train_images: torch.Tensor, train_labels:
     Images are anything indexed like a uint8 tensor (N, 3, S, S): a tensor, or image_cache.CachedImages, which reads
     and decodes only the batches asked for, so memory does not grow with the dataset. Batches are read ahead by
     `settings["num_workers"]` DataLoader workers (0: in this process); a step's batch depends on (seed, step) only.
+    Evaluation runs in batches of the training batch size (outputs do not depend on it).
     `settings` are the mode's training settings (config.training_settings). `checkpoint` is where resumable state
     lives; it is read if present, written every `checkpoint_every` steps and on SIGTERM, and removed at the end.
     """
@@ -172,8 +173,8 @@ def train_classifier(model: nn.Module, train_images: torch.Tensor, train_labels:
                 torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                             "schedule": schedule.state_dict(), "state": state}, tmp)
 
-    def evaluate():
-        outputs = predict(model, eval_images, preprocessing, device)
+    def evaluate():  # at the training batch size: a job's memory is set by its batch size, not the eval split's
+        outputs = predict(model, eval_images, preprocessing, device, batch_size)
         return outputs, metrics.score(metric, eval_labels, outputs.numpy())
 
     eval_every = settings.get("eval_every", steps)
