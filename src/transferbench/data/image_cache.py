@@ -1,5 +1,6 @@
-"""Each dataset's images, decoded from their originals once per storage size x interpolation, in one HDF5 file that
-every model at that size (and its fine-tuning and from-scratch jobs) reads instead of the originals.
+"""Each dataset's images at one storage size x interpolation, in one HDF5 file that every model at that size (and its
+fine-tuning and from-scratch jobs) reads instead of the originals: each original is decoded and resized once, here,
+and stored in the smallest of three forms (below), which the reads decode.
 
     results/images/{dataset}/{size}px_{interpolation}.h5
       /{train,val,test}/data     uint8 (total bytes,), contiguous: the split's entries end to end
@@ -8,20 +9,21 @@ every model at that size (and its fine-tuning and from-scratch jobs) reads inste
       attrs: dataset, split_hash, size, interpolation, layout, jpeg_quality, source_bytes, stored_bytes,
              images_raw / images_source / images_jpeg (how many of each), complete = True (written last)
 
-An image is what transferbench.data.images decodes: shorter side resized to `size`, centre-cropped square. Its
-entry is the smallest of three forms, so that the cache stays within 2x its sources' bytes (disk at paper scale)
-while a read rarely decodes more than a storage-size image:
+An image is what transferbench.data.images decodes (shorter side resized to `size`, centre-cropped square): exactly,
+or for `jpeg` entries to within JPEG's error. Its entry is the smallest of three forms, so that the cache stays
+within 2x its sources' bytes (disk at paper scale) while a read rarely decodes more than a storage-size image:
 - `jpeg`: the storage-size pixels as a JPEG of quality 95 (4:2:0), only where the original is larger than the
-  storage size. Lossy: pixels move by a level or two (mean |error| about 2 of 255 on photo-like images, less than
-  the originals' own JPEG error), once, at write time. FFCV's ImageNet recipe stores JPEG at quality 90 likewise.
+  storage size. Lossy: pixels move by 2.1 levels of 255 on average on photo-like images, once, at write time
+  (FFCV's ImageNet recipe likewise re-encodes half its images as JPEG, of quality 90).
 - `source`: the original's own bytes (or, for datasets of pixel arrays: CIFAR, digits, a PNG of them), decoded and
   resized on every read exactly as from the dataset: identical pixels. Chosen where the original is no larger than
   the storage size (an upsampled image holds nothing its source does not) or smaller than that JPEG.
 - `raw`: the pixels themselves, when neither encoding at least halves them (RAW_WORTH): small, noisy images, such as
   the demo's, where a decode at every read would cost more than the bytes it saves. Identical pixels.
-Every entry is at most RAW_WORTH x its source's bytes, whatever the dataset. Lossless HDF5 filters (gzip, lzf) were
-measured first: 1.2-1.7x on photo-like images, leaving raw 256 px pixels 2.3-3.3x a 500 x 375 JPEG of quality 90;
-lossless WebP and PNG reach only 1.7-2.1x (numbers in benchmarks/cache_footprint.py).
+Every entry is at most RAW_WORTH x its source's bytes, whatever the dataset. Measured on photo-like 500 x 375 JPEGs
+of quality 90 at 256 px (benchmarks/cache_footprint.py), against the sources' bytes: raw pixels 4.1x, HDF5's
+lossless gzip filter 3.4x and lzf 4.0x, PNG 2.0x and lossless WebP 1.7x (each decoded in 3-4 ms), JPEG of quality
+95 0.51x (decoded in 0.8 ms, mean |error| 2.1 of 255): no lossless form keeps within 2x.
 
 Reads (CachedImages) take any set of images, in any order, and hold nothing but the batch asked for: a job's
 memory does not grow with the dataset. The file is written under a temporary name and renamed when complete.
