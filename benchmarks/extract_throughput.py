@@ -2,10 +2,12 @@
 
 On a generated JPEG folder (ImageFolder layout, `--images` images at 224 px, written once into `--data`):
 - once per dataset and size: the cache_images job (JPEG decode + resize in DataLoader workers into the HDF5 image
-  cache that every model at that size shares); its rate is printed;
+  cache that every model at that size shares); its rate is printed. These 224 px JPEGs are smaller than the 256 px
+  storage size, so the cache keeps them as they are (image_cache: an upsampled image holds nothing its source does
+  not) and every read decodes and resizes them again: the costliest read the cache has;
 - real: transferbench.features.extract.extract_to_hdf5 on that cache, exactly what the extract_features job runs
-  (batches
-  read by a DataLoader worker, centre crop + normalize, forward in inference mode, HDF5 written batch by batch);
+  (batches read and decoded by a DataLoader worker, centre crop + normalize, forward in inference mode, HDF5 written
+  batch by batch);
 - bound: the same model's forward pass alone, in inference mode, on in-memory normalized tensors of the same batch
   size.
 Prints images/s of both; last line `extract_vs_bound=<ratio>`.

@@ -66,6 +66,12 @@ def test_sigterm_checkpoints_and_resume_ends_where_uninterrupted_run_ends(tmp_pa
     assert not ckpt.exists()  # a finished job cleans up its checkpoint
 
 
+def test_batches_read_ahead_in_workers_give_the_same_run():
+    reference, ahead = run(), run(settings={**SETTINGS, "num_workers": 2})
+    np.testing.assert_array_equal(ahead.outputs, reference.outputs)
+    assert [c["loss"] for c in ahead.curve] == [c["loss"] for c in reference.curve]
+
+
 def test_nan_loss_marks_run_diverged_at_chance_level():
     result = run(lr=1e30)
     assert result.diverged and result.steps < SETTINGS["steps"]

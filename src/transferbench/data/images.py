@@ -10,6 +10,7 @@ convention) and centre-cropped to a square of that size, kept as uint8. From tha
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import math
 import time
@@ -33,7 +34,8 @@ def storage_size(resolution: int, crop_pct: float) -> int:
     return int(math.floor(resolution / crop_pct))
 
 
-def _resize_square(img: Image.Image, size: int, interpolation: str) -> np.ndarray:
+def resize_square(img: Image.Image, size: int, interpolation: str) -> np.ndarray:
+    """(size, size, 3) uint8: the image resized so its shorter side is `size`, centre-cropped square."""
     w, h = img.size
     scale = size / min(w, h)
     if (w, h) != (size, size):
@@ -42,6 +44,17 @@ def _resize_square(img: Image.Image, size: int, interpolation: str) -> np.ndarra
         left, top = (w - size) // 2, (h - size) // 2
         img = img.crop((left, top, left + size, top + size))
     return np.array(img, dtype=np.uint8)  # a writable copy for torch.from_numpy
+
+
+def to_chw(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def decode_image(data, size: int, interpolation: str) -> torch.Tensor:
+    """(3, size, size) uint8 from an encoded image (any format PIL reads), decoded and resized the way every dataset
+    image is (resize_square): the bytes of a source image give exactly what DecodedImages gives for it."""
+    with Image.open(io.BytesIO(data)) as img:
+        return to_chw(resize_square(img.convert("RGB"), size, interpolation))
 
 
 class DecodedImages(Dataset):
@@ -59,24 +72,45 @@ class DecodedImages(Dataset):
     def __len__(self) -> int:
         return len(self.ids)
 
-    def _open(self, sample_id) -> Image.Image:
+    def _array(self, sample_id) -> Image.Image | None:
+        """The image of a source that holds pixel arrays (scikit-learn's digits, CIFAR's pickles); None for files."""
         if self._digits is not None:
             return Image.fromarray(self._digits[int(sample_id)]).convert("RGB")
         if self.spec.source in CIFAR_FILES:
             return Image.fromarray(cifar_image(Path(self.spec.root), self.spec.source, sample_id, self._cifar_batches))
+        return None
+
+    def _path(self, sample_id) -> Path:
         path = Path(self.spec.root) / sample_id
+        if not path.is_file():
+            raise FileNotFoundError(f"dataset '{self.spec.name}': image {path} is missing; the split file lists it. "
+                                    "Rebuild the split if the data changed")
+        return path
+
+    def open(self, index: int) -> Image.Image:
+        """Sample `index` at its own resolution, as RGB."""
+        sample_id = self.ids[index]
+        if (array := self._array(sample_id)) is not None:
+            return array
+        path = self._path(sample_id)
         try:
             with Image.open(path) as img:
                 return img.convert("RGB")
-        except FileNotFoundError:
-            raise FileNotFoundError(f"dataset '{self.spec.name}': image {path} is missing; the split file lists it. "
-                                    "Rebuild the split if the data changed") from None
         except OSError as error:
             raise OSError(f"dataset '{self.spec.name}': cannot decode image {path}: {error}") from error
 
+    def source_bytes(self, index: int) -> bytes:
+        """Sample `index` as its source stores it: the image file's bytes, or for sources of pixel arrays a lossless
+        PNG of them. decode_image of these bytes equals self[index]."""
+        sample_id = self.ids[index]
+        if (array := self._array(sample_id)) is not None:
+            buffer = io.BytesIO()
+            array.save(buffer, "PNG")
+            return buffer.getvalue()
+        return self._path(sample_id).read_bytes()
+
     def __getitem__(self, index: int) -> torch.Tensor:
-        array = _resize_square(self._open(self.ids[index]), self.size, self.interpolation)
-        return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+        return to_chw(resize_square(self.open(index), self.size, self.interpolation))
 
 
 def decode_images(spec: DatasetSpec, ids: list, size: int, interpolation: str, num_workers: int = 0,

@@ -2,9 +2,9 @@
 
 Features are the model's global-pooled pre-logits (timm's `num_classes=0` forward), computed without
 augmentation: resize + centre crop at the model's resolution. Images come from the dataset's image cache (decoded
-once per size for all models, image_cache) or are decoded here, in DataLoader workers; batches are written as they
-arrive, so memory does not grow with the dataset. The file is written under a temporary name and
-renamed when complete: a half-written file never looks done.
+once per size for all models, image_cache; read a batch at a time) or are decoded here, in DataLoader workers either
+way; batches are written as they arrive, so memory does not grow with the dataset. The file is written under a
+temporary name and renamed when complete: a half-written file never looks done.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from transferbench import __version__
 from transferbench.atomic import atomic_path
-from transferbench.data.image_cache import CachedBatches
+from transferbench.data.image_cache import CachedImages, batch_slices
 from transferbench.data.images import DecodedImages, Preprocessing, storage_size
 from transferbench.data.splits import SPLITS, DatasetSpec, Split
 from transferbench.features.store import IDENTITY_ATTRS, mismatches
@@ -68,11 +68,13 @@ def extract_to_hdf5(model_spec: ModelSpec, dataset_spec: DatasetSpec, split_file
             group.create_dataset("labels", data=labels)
             features = group.create_dataset("features", shape=(len(ids), model.num_features), dtype=dtype,
                                              chunks=(min(max(len(ids), 1), 1024), model.num_features))
-            cached = images_file is not None  # decoded once for every model at this size: read as whole batches
-            source = (CachedBatches(images_file, split, name, batch_size, size, spec.interpolation) if cached
-                      else DecodedImages(dataset_spec, ids, size, spec.interpolation))
-            loader = DataLoader(source, batch_size=None if cached else batch_size, num_workers=num_workers,
-                                pin_memory=dev.type == "cuda")
+            if images_file is not None:  # decoded once for every model at this size: read a batch at a time
+                images = CachedImages(images_file, split, name, size, spec.interpolation)
+                loader = DataLoader(images, batch_size=None, sampler=batch_slices(len(images), batch_size),
+                                    num_workers=num_workers, pin_memory=dev.type == "cuda")
+            else:
+                loader = DataLoader(DecodedImages(dataset_spec, ids, size, spec.interpolation), batch_size=batch_size,
+                                    num_workers=num_workers, pin_memory=dev.type == "cuda")
             row = 0
             for batch in loader:
                 with autocast(dev):

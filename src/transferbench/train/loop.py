@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from transferbench import metrics
 from transferbench.atomic import atomic_path
@@ -94,6 +95,23 @@ def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor
     return torch.cat(parts)
 
 
+class StepBatches(Dataset):
+    """Item `step`: (indices, uint8 images) of that step's batch (batch_indices), so that DataLoader workers read and
+    decode the coming steps' batches while the model trains on this one."""
+
+    def __init__(self, images, batch_size: int, seed: int):
+        self.images, self.batch_size, self.seed = images, batch_size, seed
+
+    def __getitem__(self, step: int):
+        index = batch_indices(step, self.batch_size, len(self.images), self.seed)
+        return index, self.images[index]
+
+
+def _leave_sigterm_to_the_main_process(worker_id: int) -> None:
+    # SLURM signals every process of a job: the main process checkpoints, then stops its workers itself
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class _SigtermFlag:
     """Records SIGTERM instead of dying, so the loop can checkpoint first. Restores the old handler on exit."""
 
@@ -118,6 +136,10 @@ def train_classifier(model: nn.Module, train_images: torch.Tensor, train_labels:
                      device: torch.device, checkpoint: str | Path | None = None) -> TrainResult:
     """Train `model` (already carrying its head) on uint8 `train_images` and score it on `eval_images`.
 
+    Images are anything indexed like a uint8 tensor (N, 3, S, S): a tensor, or image_cache.CachedImages, which reads
+    and decodes only the batches asked for, so memory does not grow with the dataset. Batches are read ahead by
+    `settings["num_workers"]` DataLoader workers (0: in this process); a step's batch depends on (seed, step) only.
+    Evaluation runs in batches of the training batch size (outputs do not depend on it).
     `settings` are the mode's training settings (config.training_settings). `checkpoint` is where resumable state
     lives; it is read if present, written every `checkpoint_every` steps and on SIGTERM, and removed at the end.
     """
@@ -151,8 +173,8 @@ def train_classifier(model: nn.Module, train_images: torch.Tensor, train_labels:
                 torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                             "schedule": schedule.state_dict(), "state": state}, tmp)
 
-    def evaluate():
-        outputs = predict(model, eval_images, preprocessing, device)
+    def evaluate():  # at the training batch size: a job's memory is set by its batch size, not the eval split's
+        outputs = predict(model, eval_images, preprocessing, device, batch_size)
         return outputs, metrics.score(metric, eval_labels, outputs.numpy())
 
     eval_every = settings.get("eval_every", steps)
@@ -160,12 +182,17 @@ def train_classifier(model: nn.Module, train_images: torch.Tensor, train_labels:
     log_every = max(1, steps // 10)
     diverged, loss_value = False, float("nan")
     started, first_step = time.perf_counter(), state["step"]
+    workers = settings.get("num_workers", 0)
+    batches = iter(DataLoader(StepBatches(train_images, batch_size, seed), batch_size=None,
+                              sampler=range(state["step"], steps), num_workers=workers,
+                              pin_memory=device.type == "cuda",
+                              worker_init_fn=_leave_sigterm_to_the_main_process if workers else None))
     model.train()
     with _SigtermFlag() as sigterm:
         while state["step"] < steps:
             step = state["step"]
-            index = batch_indices(step, batch_size, n, seed)
-            inputs = preprocessing.training(train_images[index], settings["crop_scale"], settings["flip"], seed, step)
+            index, images = next(batches)
+            inputs = preprocessing.training(images, settings["crop_scale"], settings["flip"], seed, step)
             with autocast(device):
                 loss = classification_loss(model(to_device(inputs, device)), labels[index].to(device))
             loss_value = float(loss.detach())
@@ -195,6 +222,7 @@ def train_classifier(model: nn.Module, train_images: torch.Tensor, train_labels:
                 if sigterm.raised:
                     raise Preempted(f"stopped by SIGTERM at step {done}/{steps}; checkpoint {checkpoint} saved; "
                                     "rerun the job to resume")
+    del batches  # stops the workers before the final evaluation
     wall_time = state["wall_time_s"] + time.perf_counter() - started
     if not diverged:
         outputs, value = evaluate()

@@ -17,7 +17,7 @@ import logging
 import torch
 
 from transferbench.atomic import write_json
-from transferbench.data.image_cache import load_images
+from transferbench.data.image_cache import CachedImages
 from transferbench.data.images import Preprocessing, decode_images, storage_size
 from transferbench.data.splits import DatasetSpec, Split
 from transferbench.data.subsets import Subset
@@ -64,12 +64,12 @@ def run_training(mode: str, model_spec: ModelSpec, dataset_spec: DatasetSpec, sp
     if subset is not None:
         train_ids, train_labels = subset.select(train_ids, train_labels)
     eval_ids, eval_labels = split.select(eval_name)
-    if images_file is not None:  # decoded once for every model at this size (image_cache)
-        train_images = load_images(images_file, split, train_names, size, spec.interpolation)
+    if images_file is not None:  # decoded once for every model at this size (image_cache), read batch by batch
+        train_images = CachedImages(images_file, split, train_names, size, spec.interpolation)
         if subset is not None:
-            train_images = train_images[list(subset.positions)]
-        eval_images = load_images(images_file, split, [eval_name], size, spec.interpolation)
-    else:
+            train_images = train_images.take(subset.positions)
+        eval_images = CachedImages(images_file, split, eval_name, size, spec.interpolation)
+    else:  # standalone runs without a cache: decoded here, held in memory
         train_images = decode_images(dataset_spec, train_ids, size, spec.interpolation, workers)
         eval_images = decode_images(dataset_spec, eval_ids, size, spec.interpolation, workers)
     model = build_for_mode(spec, mode, len(split.classes), settings, seed)
