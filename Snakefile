@@ -73,6 +73,7 @@ report: "workflow/report/workflow.rst"  # `snakemake --report report.html`: ever
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/prefetch.smk"
+include: "workflow/rules/footprint.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/features.smk"
@@ -87,8 +88,8 @@ if workflow.is_main_process:
 
 
 onstart:
-    # Before any job runs, unless the run is only `prefetch` (which fetches them).
-    if paper_missing and {job.rule.name for job in workflow.dag.jobs} - {"prefetch"}:
+    # Before any job runs, unless the run is only `prefetch` (which fetches them) or `footprint` (which needs none).
+    if paper_missing and {job.rule.name for job in workflow.dag.jobs} - {"prefetch", "footprint"}:
         raise WorkflowError("datasets missing:\n  " + "\n  ".join(paper_missing))
 
 

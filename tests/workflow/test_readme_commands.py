@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from .conftest import ROOT, copy_checkout
@@ -54,6 +55,7 @@ CHECKED = [
     r"^snakemake --lint$",
     r"^snakemake --cores 2 --configfile config/demo_sweeps\.yaml$",
     r"^snakemake --cores 2 fig9_dataset_size --configfile config/demo_sweeps\.yaml$",
+    r"^snakemake --cores 1 footprint --configfile config/paper\.yaml$",
 ]
 
 
@@ -176,3 +178,16 @@ def test_sweeps_demo_plans_the_main_study_and_both_sweeps(clone):
     assert counts["compute_sweep_statistics"] == counts["fig9_dataset_size"] == counts["fig8_convergence"] == 1
     counts, _ = plan(clone, command(r"^snakemake --cores 2 fig9_dataset_size --configfile config/demo_sweeps\.yaml$"))
     assert counts["fig9_dataset_size"] == 1 and "fig8_convergence" not in counts and "all" not in counts
+
+
+def test_footprint_projects_the_paper_study_offline(clone):
+    proc = run(clone, command(r"^snakemake --cores 1 footprint --configfile config/paper\.yaml$"))
+    assert "transferbench footprint: disk" in proc.stdout + proc.stderr
+    table = pd.read_csv(clone / "results/footprint.csv")
+    assert table["kind"].value_counts().to_dict() == {"training": 16 * 12 * 2, "features": 16 * 12, "image cache": 60}
+    assert table.loc[table.kind == "training", "jobs"].sum() == 16 * 12 * 2 * (PAPER_GRID + 1)  # grid + final fits
+    assert table["bytes"].notna().all() and (table["bytes"] >= 0).all()
+    summary = (clone / "results/footprint.txt").read_text()
+    assert summary.startswith("transferbench footprint: disk") and "not projected" not in summary
+    home = clone.parent / f"{clone.name}_home"
+    assert not (home / "hf").exists() and not (clone / "data").exists()  # no weights, no data: nothing fetched

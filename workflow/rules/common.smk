@@ -1,10 +1,12 @@
 # Config lookups and input functions. A job's params carry only its own slice of the config, so adding a model
 # or a dataset changes no other job's params (Snakemake's params rerun trigger stays quiet).
 
+import json
 import os
 import re
 import sys
 from functools import cache
+from pathlib import Path
 from types import SimpleNamespace
 
 from transferbench.config import grid_points, linear_grid, training_settings, upstream_settings
@@ -149,17 +151,18 @@ def model_spec(model):
     return ModelSpec.from_config(model, model_entry(model)).with_preprocessing()
 
 
-def image_cache(wc):
-    """The dataset's decoded images at this model's storage size and interpolation."""
+def image_cache_key(model):
+    """(storage size, interpolation) of a model's image cache: the models sharing it share the cache."""
     from transferbench.data.images import storage_size
 
-    spec = model_spec(wc.model)
-    return path(
-        PATHS.images,
-        dataset=wc.dataset,
-        size=storage_size(spec.resolution, spec.crop_pct),
-        interpolation=spec.interpolation,
-    )
+    spec = model_spec(model)
+    return storage_size(spec.resolution, spec.crop_pct), spec.interpolation
+
+
+def image_cache(wc):
+    """The dataset's decoded images at this model's storage size and interpolation."""
+    size, interpolation = image_cache_key(wc.model)
+    return path(PATHS.images, dataset=wc.dataset, size=size, interpolation=interpolation)
 
 
 def dataset_root(name):
@@ -390,4 +393,79 @@ def study_summary(config_files):
             f"  sweep {study}: {len(runs):,} runs ({len({r.model for r in runs})} models, "
             f"modes {', '.join(sorted({r.mode for r in runs}))}; {what})"
         )
+    lines.append("  its disk and GPU-hours, projected: snakemake footprint (results/footprint.txt)")
     return "\n".join(lines)
+
+
+def dataset_images(name):
+    """A dataset's images (train + val + test): the paper's published count, or its split file's once made; None
+    before that (transferbench.footprint)."""
+    source = config["datasets"][name]["source"]
+    if source in PAPER_DATASETS:
+        return PAPER_DATASETS[source].train + PAPER_DATASETS[source].test
+    split = Path(path(PATHS.split, dataset=name))
+    return sum(json.loads(split.read_text())["sizes"].values()) if split.is_file() else None
+
+
+def footprint_plan():
+    """What the footprint job projects: the study's caches, feature files and training jobs (as study_jobs counts
+    them), the datasets' sizes and the config's rates."""
+    from transferbench.train.loop import total_steps
+
+    def training(model, dataset, mode, settings, grid):
+        return dict(
+            model=model,
+            dataset=dataset,
+            mode=mode,
+            jobs=len(grid_jobs(grid)) + 1,
+            steps=total_steps(settings),
+            batch_size=settings["batch_size"],
+        )
+
+    groups = [
+        training(m, d, mode, training_settings(config, mode, d), mode_grid(mode, d))
+        for m in MODELS
+        for d in DATASETS
+        for mode in TRAIN_MODES
+    ]
+    groups += [
+        training(
+            r.model,
+            r.dataset,
+            f"{r.mode} ({r.study} {r.variant})",
+            sweep_settings(config, r.study, r.mode, r.dataset, r.variant),
+            sweep_grid(r.study, r.mode, r.dataset),
+        )
+        for r in SWEEP_RUNS
+        if r.mode != "linear"
+    ]
+    if UPSTREAM_MODELS:
+        upstream = upstream_settings(config)
+        groups += [
+            dict(
+                model=m,
+                dataset="upstream",
+                mode="upstream pretraining",
+                jobs=1,
+                steps=total_steps(upstream),
+                batch_size=upstream["batch_size"],
+            )
+            for m in UPSTREAM_MODELS
+        ]
+    caches = {(d, *image_cache_key(m)) for m in MODELS for d in DATASETS}
+    return {
+        "models": {m: config["models"][m] for m in MODELS},
+        "dataset_images": {d: dataset_images(d) for d in DATASETS},
+        "caches": sorted(caches),
+        "feature_pairs": sorted(feature_pairs()),
+        "bytes_per_feature": 2 if config["features"]["dtype"] == "float16" else 4,
+        "training": groups,
+        "rates": config["footprint"],
+        "imagenet_val_models": len(MODELS) if config.get("imagenet_val") else 0,
+        "image_sides": {d: side for d in DATASETS if (side := paper_image_side(d))},
+    }
+
+
+def paper_image_side(name):
+    source = config["datasets"][name]["source"]
+    return PAPER_DATASETS[source].image_side if source in PAPER_DATASETS else None

@@ -49,6 +49,7 @@ class PaperDataset:
     creators_val: bool
     layout: str  # what the reader expects under the data root
     fetch: str  # how prefetch gets it ('torchvision', or what to do by hand)
+    image_side: int | None = None  # the originals' side in pixels where all are one small size (CIFAR: 32)
 
     @property
     def folder(self) -> str:
@@ -56,17 +57,17 @@ class PaperDataset:
         return self.layout.split("/", 1)[0]
 
 
-def _ds(source, title, classes, train, test, metric, creators_val, layout, fetch="torchvision"):
-    return PaperDataset(source, title, classes, train, test, metric, creators_val, layout, fetch)
+def _ds(source, title, classes, train, test, metric, creators_val, layout, fetch="torchvision", image_side=None):
+    return PaperDataset(source, title, classes, train, test, metric, creators_val, layout, fetch, image_side)
 
 
 PAPER_DATASETS = {d.source: d for d in (
     _ds("food101", "Food-101", 101, 75750, 25250, "top1", False,
         "food-101/meta/{train,test}.json, food-101/images/<class>/<id>.jpg"),
     _ds("cifar10", "CIFAR-10", 10, 50000, 10000, "top1", False,
-        "cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta} (python pickles)"),
+        "cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta} (python pickles)", image_side=32),
     _ds("cifar100", "CIFAR-100", 100, 50000, 10000, "top1", False,
-        "cifar-100-python/{train,test,meta} (python pickles)"),
+        "cifar-100-python/{train,test,meta} (python pickles)", image_side=32),
     _ds("birdsnap", "Birdsnap", 500, 47386, 2443, "top1", False,
         "birdsnap/{images.txt,species.txt,test_images.txt} and birdsnap/download/images/<path> (official image list)",
         fetch="birdsnap image list"),

@@ -11,11 +11,13 @@ import dataclasses
 import importlib.util
 import logging
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import huggingface_hub
 import timm
+import torch
 from torch import nn
 
 from transferbench.hints import PREFETCH_HINT, did_you_mean
@@ -247,6 +249,14 @@ def build_model(spec: ModelSpec, num_classes: int, weights: bool = True, **overr
         load_backbone_weights(model, spec.checkpoint)
     model.reset_classifier(num_classes)
     return model
+
+
+def feature_width(spec: ModelSpec) -> int:
+    """The spec's penultimate width (features per image), from its architecture built on the meta device: no memory,
+    no weights, no download."""
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. torchvision's notice about GoogLeNet's default initialization
+        return int(build_model(spec, 0, weights=False).num_features)
 
 
 def build_imagenet_classifier(spec: ModelSpec) -> nn.Module:

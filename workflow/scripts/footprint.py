@@ -1,0 +1,17 @@
+from pathlib import Path
+
+from transferbench.footprint import TrainingJobs, project, summary
+from transferbench.models.spec import ModelSpec, feature_width
+from transferbench.workflow import job_context
+
+with job_context(snakemake):
+    plan = snakemake.params.plan
+    pairs = [tuple(p) for p in plan["feature_pairs"]]
+    widths = {m: feature_width(ModelSpec.from_config(m, plan["models"][m])) for m in sorted({m for m, _ in pairs})}
+    table = project(plan["dataset_images"], [tuple(c) for c in plan["caches"]], pairs, widths,
+                    plan["bytes_per_feature"], [TrainingJobs(**g) for g in plan["training"]], plan["rates"],
+                    plan["imagenet_val_models"], plan["image_sides"])
+    table.to_csv(snakemake.output.table, index=False)
+    text = summary(table, [d for d, n in plan["dataset_images"].items() if n is None])
+    Path(snakemake.output.summary).write_text(text + "\n")
+    print(text, flush=True)
