@@ -51,7 +51,7 @@ PAPER_TRAINING["scratch"] = {
              "weight_decay": np.logspace(-5, -1.5, 8).round(10).tolist()},
     "steps": 40000,
 }
-MODES = ("linear", "finetune", "scratch")
+MODES = ("linear", "knn", "finetune", "scratch")
 
 
 class ConfigError(ValueError):

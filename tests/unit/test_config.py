@@ -24,7 +24,7 @@ def test_demo_config_is_valid_and_gets_defaults(demo):
 def test_unknown_mode_names_key_and_choices(demo):
     demo["modes"] = ["linear", "scrach"]
     with pytest.raises(ConfigError,
-                       match=r"modes\.1.*valid choices: linear, finetune, scratch.*did you mean 'scratch'"):
+                       match=r"modes\.1.*valid choices: linear, knn, finetune, scratch.*did you mean 'scratch'"):
         validate_config(demo)
 
 

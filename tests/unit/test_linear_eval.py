@@ -1,4 +1,4 @@
-"""The linear-mode job on a features file in the real HDF5 layout: outputs and bad-input errors."""
+"""The probe jobs (linear, knn) on a features file in the real HDF5 layout: outputs and bad-input errors."""
 
 import json
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from transferbench.predictions import load_predictions
-from transferbench.probe.run import run_linear_probe
+from transferbench.probe.run import run_knn_probe, run_linear_probe
 
 pytestmark = pytest.mark.unit
 
@@ -71,3 +71,26 @@ def test_incomplete_or_foreign_features_are_refused(tmp_path):
     with pytest.raises(ValueError, match="split_hash: recorded 'abc', expected 'xyz'"):
         run_linear_probe(path, [1.0], "top1", tmp_path / "r.json", tmp_path / "p.npz", num_classes=3,
                          expected={"split_hash": "xyz"})
+
+
+KNN = {"ks": [1, 5, 200], "vote": "exp", "temperature": 0.07, "device": "cpu"}
+
+
+def test_knn_job_writes_its_choice_metric_and_predictions(tmp_path):
+    write_features(tmp_path / "f.h5", np.random.default_rng(0))
+    result = run_knn_probe(tmp_path / "f.h5", "top1", tmp_path / "r.json", tmp_path / "p.npz", num_classes=3,
+                           settings=KNN, expected={"model": "m", "split_hash": "abc"})
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved == json.loads(json.dumps(result)) and "test_scores" not in saved
+    assert saved["mode"] == "knn" and saved["chosen_k"] in (1, 5) and saved["selection"]["ks_dropped"] == [200]
+    assert saved["value"] > 0.9 and saved["n_train"] == 90 and saved["n_test"] == 30
+    labels, scores = load_predictions(tmp_path / "p.npz")
+    assert scores.shape == (30, 3) and np.mean(scores.argmax(1) == labels) == pytest.approx(saved["value"])
+
+
+def test_knn_job_refuses_features_of_another_model_naming_the_file(tmp_path):
+    write_features(tmp_path / "f.h5", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="f.h5"):
+        run_knn_probe(tmp_path / "f.h5", "top1", tmp_path / "r.json", tmp_path / "p.npz", num_classes=3,
+                      settings=KNN, expected={"model": "other", "split_hash": "abc"})
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "p.npz").exists()

@@ -35,14 +35,14 @@ def checkpoint_models(workdir) -> dict:
 
 @pytest.fixture(scope="module")
 def paper_like(tmp_path_factory):
-    """Two checkpoint models on DTD and VOC 2007 in their real layouts under data_root, linear + finetune."""
+    """Two checkpoint models on DTD and VOC 2007 in their real layouts under data_root: linear, knn, finetune."""
     workdir = tmp_path_factory.mktemp("paper_like")
     (workdir / "config").mkdir()
     write_dtd(workdir / "data")
     write_voc2007(workdir / "data")
-    config = {"modes": ["linear", "finetune"], "data_root": "data", "models": checkpoint_models(workdir),
+    config = {"modes": ["linear", "knn", "finetune"], "data_root": "data", "models": checkpoint_models(workdir),
               "datasets": {"dtd": {"source": "dtd"}, "voc": {"source": "voc2007"}},
-              "linear": {"num": 5, "wd_min": 1.0e-2, "wd_max": 1.0e+2},
+              "linear": {"num": 5, "wd_min": 1.0e-2, "wd_max": 1.0e+2}, "knn": {"ks": [1, 3]},
               "finetune": {"grid": {"lr": [0.01], "weight_decay": [1.0e-5]}, "steps": 4, "batch_size": 4,
                            "checkpoint_every": 2, "num_workers": 0}}
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
@@ -53,7 +53,9 @@ def paper_like(tmp_path_factory):
 def test_paper_datasets_run_through_the_workflow_with_their_metrics(paper_like):
     workdir, _ = paper_like
     table = pd.read_csv(workdir / "results/tables/results.csv")
-    assert len(table) == 2 * 2 * 2
+    assert len(table) == 2 * 2 * 3 and set(table["mode"]) == {"linear", "knn", "finetune"}
+    knn = json.loads((workdir / "results/knn/cnn0/voc.json").read_text())  # multi-label: neighbours' positives
+    assert knn["mode"] == "knn" and knn["metric"] == "map_11point" and knn["chosen_k"] in (1, 3)
     assert set(table[table.dataset == "voc"]["metric"]) == {"map_11point"}  # the paper's metric, by default
     assert set(table[table.dataset == "dtd"]["metric"]) == {"top1"}
     assert set(table[table.dataset == "dtd"]["n_train"]) == {12}  # DTD's train + val lists of partition 1

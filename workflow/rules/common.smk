@@ -65,6 +65,8 @@ PATHS = SimpleNamespace(
     features="results/features/{model}/{dataset}.h5",
     linear_result="results/linear/{model}/{dataset}.json",
     linear_predictions="results/linear/{model}/{dataset}.predictions.npz",
+    knn_result="results/knn/{model}/{dataset}.json",
+    knn_predictions="results/knn/{model}/{dataset}.predictions.npz",
     grid_point="results/{mode}/{model}/{dataset}/grid/{point}.json",
     grid_checkpoint="results/{mode}/{model}/{dataset}/grid/{point}.ckpt",
     selection="results/{mode}/{model}/{dataset}/selection.json",
@@ -244,11 +246,13 @@ def result_files(model, dataset, mode, study="main", variant=None):
             return tuple(path(f, model=model, dataset=dataset, subset=variant) for f in files)
         files = PATHS.sweep_final_result, PATHS.sweep_final_predictions
         return tuple(path(f, study=study, mode=mode, model=model, dataset=dataset, variant=variant) for f in files)
-    if mode == "linear":
-        return (
-            path(PATHS.linear_result, model=model, dataset=dataset),
-            path(PATHS.linear_predictions, model=model, dataset=dataset),
+    if mode in ("linear", "knn"):
+        files = (
+            (PATHS.linear_result, PATHS.linear_predictions)
+            if mode == "linear"
+            else (PATHS.knn_result, PATHS.knn_predictions)
         )
+        return tuple(path(f, model=model, dataset=dataset) for f in files)
     return (
         path(PATHS.final_result, mode=mode, model=model, dataset=dataset),
         path(PATHS.final_predictions, mode=mode, model=model, dataset=dataset),
@@ -323,6 +327,7 @@ def study_jobs():
         "cache_images": len({image_cache(SimpleNamespace(model=m, dataset=d)) for m in MODELS for d in DATASETS}),
         "extract_features": len(feature_pairs()),
         "fit_linear_probe": models * datasets * ("linear" in config["modes"]),
+        "fit_knn_probe": models * datasets * ("knn" in config["modes"]),
         "train_grid_point": models * sum(len(grid_jobs(mode_grid(m, d))) for m in TRAIN_MODES for d in DATASETS),
         "select_grid_point": models * datasets * train_modes,
         "train_final": models * datasets * train_modes,
@@ -349,8 +354,10 @@ def study_jobs():
 
 
 def feature_pairs():
-    """(model, dataset) pairs whose features are extracted: the main study's linear mode, and linear sweep runs."""
-    pairs = {(m, d) for m in MODELS for d in DATASETS} if "linear" in config["modes"] else set()
+    """(model, dataset) pairs whose features are extracted: the main study's probes (linear, knn), and linear sweep
+    runs."""
+    probed = {"linear", "knn"} & set(config["modes"])
+    pairs = {(m, d) for m in MODELS for d in DATASETS} if probed else set()
     return pairs | {(r.model, r.dataset) for r in SWEEP_RUNS if r.mode == "linear"}
 
 

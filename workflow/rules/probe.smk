@@ -1,4 +1,5 @@
-# The linear mode: L-BFGS logistic regression on cached features over the regularization path.
+# The probes on cached features: the linear mode (L-BFGS logistic regression over the regularization path) and the
+# knn mode (cosine k-nearest neighbours, k chosen on val).
 
 
 rule fit_linear_probe:
@@ -22,3 +23,25 @@ rule fit_linear_probe:
         metric=lambda wc: config["datasets"][wc.dataset]["metric"],
     script:
         "../scripts/fit_linear_probe.py"
+
+
+rule fit_knn_probe:
+    input:
+        features=PATHS.features,
+        split=PATHS.split,
+    output:
+        result=PATHS.knn_result,
+        predictions=PATHS.knn_predictions,
+    log:
+        "logs/fit_knn_probe/{model}/{dataset}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=16000,
+    params:
+        settings=config["knn"],
+        metric=lambda wc: config["datasets"][wc.dataset]["metric"],
+    script:
+        "../scripts/fit_knn_probe.py"

@@ -1,4 +1,5 @@
-"""The `linear` mode job: read cached features, choose the L2 strength on val, refit on train+val, score test.
+"""The probe jobs on cached features. `linear`: choose the L2 strength on val, refit on train+val, score test.
+`knn`: choose k on val (bank: train), score test with train + val as the bank (transferbench.probe.knn).
 
 On a training-set subset (the dataset-size sweep), the features of the subset's rows are taken from the cached file
 (no re-extraction); the strength is chosen on the full val split and the final fit is on the subset alone (as for
@@ -16,6 +17,7 @@ from transferbench.atomic import write_json
 from transferbench.data.subsets import Subset
 from transferbench.features.store import load_features
 from transferbench.predictions import save_predictions
+from transferbench.probe.knn import fit_knn_probe
 from transferbench.probe.solver import LinearProbe
 
 log = logging.getLogger(__name__)
@@ -55,4 +57,20 @@ def run_linear_probe(features_file, weight_decays, metric: str, out_json, predic
     save_predictions(predictions_out, test_labels, scores)
     write_json(out_json, result)
     log.info("chose wd %.3g; test %s %.4f", path.chosen_weight_decay, metric, value)
+    return result
+
+
+def run_knn_probe(features_file, metric: str, out_json, predictions_out, num_classes: int, settings: dict,
+                  expected: dict | None = None) -> dict:
+    """Run the kNN probe (settings: the config's `knn` section: ks, vote, temperature, device) on one features file
+    and write its JSON and test predictions."""
+    data = load_features(features_file, expected)
+    try:
+        result = fit_knn_probe(data["train"], data["val"], data["test"], metric, ks=settings["ks"],
+                               vote=settings["vote"], temperature=settings["temperature"], num_classes=num_classes,
+                               device=settings["device"])
+    except ValueError as error:
+        raise ValueError(f"{features_file}: {error}") from error
+    save_predictions(predictions_out, data["test"][1], result.pop("test_scores"))
+    write_json(out_json, result)
     return result
