@@ -71,6 +71,23 @@ def _cross_reference_problems(config: dict) -> list[str]:
                               ("split_file", "a CSV file with a header row path,label,split")):
                 if key not in entry:
                     problems.append(f"config key 'datasets.{name}.{key}': required for source 'csv' ({what})")
+    space = config["feature_space"]
+    if space["enabled"]:
+        if not {"linear", "knn"} & set(config["modes"]):
+            problems.append("config key 'feature_space.enabled': the feature space is measured on cached features; "
+                            "add mode linear or knn to 'modes'")
+        tsne = space["tsne"]
+        for model in tsne.get("models", []):
+            if model not in config["models"]:
+                problems.append(f"config key 'feature_space.tsne.models': {model!r} is not a model of the study; "
+                                f"valid: {', '.join(config['models'])}")
+        dataset = tsne.get("dataset")
+        if dataset is not None and dataset not in config["datasets"]:
+            problems.append(f"config key 'feature_space.tsne.dataset': {dataset!r} is not a dataset of the study; "
+                            f"valid: {', '.join(config['datasets'])}")
+        elif dataset is not None and config["datasets"][dataset].get("metric") == "map_11point":
+            problems.append(f"config key 'feature_space.tsne.dataset': {dataset!r} is multi-label; a t-SNE map is "
+                            "coloured by one class per image: choose a single-label dataset")
     for mode in ("finetune", "scratch"):
         if mode in config["modes"]:
             for dataset in config["datasets"]:

@@ -1,12 +1,16 @@
+import h5py
 import numpy as np
+import pandas as pd
 import pytest
 
 from transferbench.analysis.feature_space import (
     class_separation,
+    feature_space_table,
     mean_cosine_distances,
     tsne_embedding,
     variance_ratio,
 )
+from transferbench.analysis.feature_space_figures import plot_class_separation, plot_tsne
 
 pytestmark = pytest.mark.unit
 
@@ -121,3 +125,39 @@ def test_tsne_is_deterministic_for_a_seed_and_draws_the_stated_classes_and_examp
     assert np.array_equal(np.unique(chosen.labels), [2, 14]) and len(chosen.indices) == 24
     with pytest.raises(ValueError, match="classes = 16"):
         tsne_embedding(features, labels, classes=16)
+
+
+def write_features_file(path, features, labels, complete=True):
+    """A features file in the cached layout (transferbench.features.store), the same rows in every split."""
+    with h5py.File(path, "w") as h5:
+        for name in ("train", "val", "test"):
+            h5.create_group(name).create_dataset("features", data=features)
+            h5[name].create_dataset("labels", data=labels)
+        h5.attrs["complete"] = complete
+
+
+def test_feature_space_table_measures_each_file_block_by_block_and_notes_multilabel(tmp_path):
+    features, labels = labelled_features()
+    write_features_file(tmp_path / "a.h5", features, labels)
+    write_features_file(tmp_path / "voc.h5", features, np.eye(4, dtype=np.int64)[np.arange(len(labels)) % 4])
+    table = feature_space_table({("m", "a"): tmp_path / "a.h5", ("m", "voc"): tmp_path / "voc.h5"}).set_index("dataset")
+    assert table.loc["a", "class_separation"] == pytest.approx(class_separation(features, labels))
+    assert table.loc["a", "variance_ratio"] == pytest.approx(variance_ratio(features, labels))
+    assert table.loc["a", "n"] == len(labels) and table.loc["a", "split"] == "train"
+    assert np.isnan(table.loc["voc", "class_separation"]) and "multi-label" in table.loc["voc", "note"]
+    write_features_file(tmp_path / "half.h5", features, labels, complete=False)
+    with pytest.raises(ValueError, match="half.h5.*no completion mark"):
+        feature_space_table({("m", "a"): tmp_path / "half.h5"})
+
+
+def test_feature_space_figures_render(tmp_path):
+    space = pd.DataFrame({"model": ["a", "b", "c"], "dataset": "d", "class_separation": [0.3, 0.2, 0.1]})
+    table = pd.DataFrame({"model": ["a", "b", "c"], "dataset": "d", "mode": "linear", "value": [0.6, 0.7, 0.8],
+                          "imagenet_top1": [60.0, 70.0, 80.0]})
+    plot_class_separation(space, table, tmp_path / "s.pdf", tmp_path / "s.png")
+    features, labels = labelled_features()
+    embedding = tsne_embedding(features, labels, classes=3, seed=0)
+    plot_tsne({"a": embedding, "b": embedding}, tmp_path / "t.pdf", tmp_path / "t.png",
+              class_names={3: "three", 7: "seven", 11: "eleven", 20: "twenty"})
+    for name in ("s.pdf", "s.png", "t.pdf", "t.png"):
+        assert (tmp_path / name).stat().st_size > 1000

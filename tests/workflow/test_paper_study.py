@@ -43,6 +43,7 @@ def paper_like(tmp_path_factory):
     config = {"modes": ["linear", "knn", "finetune"], "data_root": "data", "models": checkpoint_models(workdir),
               "datasets": {"dtd": {"source": "dtd"}, "voc": {"source": "voc2007"}},
               "linear": {"num": 5, "wd_min": 1.0e-2, "wd_max": 1.0e+2}, "knn": {"ks": [1, 3]},
+              "feature_space": {"enabled": True, "tsne": {"classes": 3, "max_per_class": 10}},
               "finetune": {"grid": {"lr": [0.01], "weight_decay": [1.0e-5]}, "steps": 4, "batch_size": 4,
                            "checkpoint_every": 2, "num_workers": 0}}
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
@@ -56,6 +57,11 @@ def test_paper_datasets_run_through_the_workflow_with_their_metrics(paper_like):
     assert len(table) == 2 * 2 * 3 and set(table["mode"]) == {"linear", "knn", "finetune"}
     knn = json.loads((workdir / "results/knn/cnn0/voc.json").read_text())  # multi-label: neighbours' positives
     assert knn["mode"] == "knn" and knn["metric"] == "map_11point" and knn["chosen_k"] in (1, 3)
+    space = pd.read_csv(workdir / "results/tables/feature_space.csv").set_index(["model", "dataset"])
+    assert len(space) == 2 * 2 and space["class_separation"].loc[:, "dtd"].between(0, 1).all()
+    assert space["class_separation"].loc[:, "voc"].isna().all()  # multi-label: noted, not measured
+    for name in ("fig_class_separation", "fig4_tsne"):  # t-SNE by default on the single-label DTD
+        assert (workdir / f"results/figures/{name}.png").stat().st_size > 1000
     assert set(table[table.dataset == "voc"]["metric"]) == {"map_11point"}  # the paper's metric, by default
     assert set(table[table.dataset == "dtd"]["metric"]) == {"top1"}
     assert set(table[table.dataset == "dtd"]["n_train"]) == {12}  # DTD's train + val lists of partition 1

@@ -130,3 +130,57 @@ rule fig_dataset_size:
         upstream_label=UPSTREAM_LABEL,
     script:
         "../scripts/plot_dataset_size.py"
+
+
+# The feature space (config feature_space.enabled): class separation of the cached features and t-SNE maps.
+if FEATURE_SPACE:
+
+    rule measure_feature_space:
+        input:
+            list(main_feature_files().values()),
+        output:
+            report(PATHS.feature_space, caption="../report/feature_space.rst", category="Analysis"),
+        log:
+            "logs/measure_feature_space.log",
+        conda:
+            CONDA_ENV
+        params:
+            files={f"{m}/{d}": f for (m, d), f in main_feature_files().items()},
+            split=config["feature_space"]["split"],
+        script:
+            "../scripts/measure_feature_space.py"
+
+    rule fig_class_separation:
+        input:
+            space=PATHS.feature_space,
+            results=PATHS.table,
+        output:
+            **figure("fig_class_separation", "fig_class_separation.rst"),
+        log:
+            "logs/fig_class_separation.log",
+        conda:
+            CONDA_ENV
+        params:
+            upstream_label=UPSTREAM_LABEL,
+            mode="linear" if "linear" in config["modes"] else "knn",
+        script:
+            "../scripts/plot_class_separation.py"
+
+    rule fig4_tsne:
+        input:
+            features=[main_feature_files()[(m, tsne_choice()[0])] for m in tsne_choice()[1]],
+            space=PATHS.feature_space,
+            results=PATHS.table,
+            split=path(PATHS.split, dataset=tsne_choice()[0]),
+        output:
+            **figure("fig4_tsne", "fig4_tsne.rst"),
+        log:
+            "logs/fig4_tsne.log",
+        conda:
+            CONDA_ENV
+        params:
+            dataset=tsne_choice()[0],
+            models=tsne_choice()[1],
+            settings=config["feature_space"],
+        script:
+            "../scripts/plot_tsne.py"

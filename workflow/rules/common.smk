@@ -21,6 +21,9 @@ UPSTREAM_MODELS = [m for m, e in config["models"].items() if e.get("pretrained")
 FIGURE_KINDS = ["fig2_correlation", "fig_per_dataset", "fig_modes_per_dataset", "fig_dataset_size"]
 if {"finetune", "scratch"} <= set(config["modes"]):
     FIGURE_KINDS.append("fig_finetune_vs_scratch")
+FEATURE_SPACE = config["feature_space"]["enabled"]
+if FEATURE_SPACE:
+    FIGURE_KINDS += ["fig_class_separation", "fig4_tsne"]
 UPSTREAM_LABEL = "Upstream top-1 (%)" if UPSTREAM_MODELS else "ImageNet top-1 (%)"
 SWEEP_RUNS = sweep_runs(config)  # the dataset-size and budget studies' runs (transferbench.sweeps)
 SWEEP_STUDIES = sorted({run.study for run in SWEEP_RUNS})
@@ -87,6 +90,7 @@ PATHS = SimpleNamespace(
     latex="results/tables/results.tex",
     stats="results/stats/{name}",
     figure="results/figures/{name}.{ext}",
+    feature_space="results/tables/feature_space.csv",
 )
 
 
@@ -338,6 +342,7 @@ def study_jobs():
         "all": 1,
     }
     jobs.update({name: 1 for name in FIGURE_KINDS})
+    jobs["measure_feature_space"] = int(FEATURE_SPACE)
     trained = [r for r in SWEEP_RUNS if r.mode != "linear"]
     jobs.update(
         {
@@ -476,3 +481,20 @@ def footprint_plan():
 def paper_image_side(name):
     source = config["datasets"][name]["source"]
     return PAPER_DATASETS[source].image_side if source in PAPER_DATASETS else None
+
+
+def main_feature_files():
+    """{(model, dataset): features file} of the main study's probes (the feature-space measure's inputs)."""
+    if not {"linear", "knn"} & set(config["modes"]):
+        return {}
+    return {(m, d): path(PATHS.features, model=m, dataset=d) for m in MODELS for d in DATASETS}
+
+
+def tsne_choice():
+    """(dataset, models) of the t-SNE figure: the config's, else the first single-label dataset and the first and
+    last models of the study."""
+    tsne = config["feature_space"]["tsne"]
+    single = [d for d in DATASETS if config["datasets"][d]["metric"] != "map_11point"]
+    dataset = tsne.get("dataset") or (single[0] if single else DATASETS[0])
+    models = tsne.get("models") or list(dict.fromkeys([MODELS[0], MODELS[-1]]))
+    return dataset, models

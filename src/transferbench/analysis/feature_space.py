@@ -28,10 +28,38 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import h5py
 import numpy as np
+import pandas as pd
 import torch
 
+from transferbench.features.store import mismatches
+
 BLOCK_ROWS = 8192  # rows read and normalized at a time (float64: 256 MiB at 4096 dimensions)
+SPLIT = "train"  # the split measured: the features the probes learn from, the largest split of most datasets
+
+
+def feature_space_table(files: dict, split: str = SPLIT) -> pd.DataFrame:
+    """One row per (model, dataset) features file: class_separation (R^2 above) and variance_ratio of its `split`,
+    read block by block from the HDF5 file. Multi-label data (PASCAL VOC 2007) has no class separation: its row
+    says so in `note`. files: {(model, dataset): path of a finished features file}."""
+    rows = []
+    for (model, dataset), path in sorted(files.items()):
+        problems = mismatches(path, {})
+        if problems:
+            raise ValueError(f"features file {path}: {'; '.join(problems)}")
+        row = {"model": model, "dataset": dataset, "split": split, "class_separation": np.nan,
+               "variance_ratio": np.nan, "n": 0, "note": ""}
+        with h5py.File(path, "r") as h5:
+            features, labels = h5[split]["features"], h5[split]["labels"][:]
+            row["n"] = len(labels)
+            if labels.ndim == 2:
+                row["note"] = "multi-label: no class separation"
+            else:
+                row["class_separation"] = class_separation(features, labels)
+                row["variance_ratio"] = variance_ratio(features, labels)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def class_separation(features, labels, block_rows: int = BLOCK_ROWS) -> float:
