@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from transferbench.analysis.results import COLUMNS, OPTIONAL, SWEEP_COLUMNS
 from transferbench.config import SCHEMA, ConfigError, training_settings, validate_schema
 from transferbench.data.paper import PAPER_DATASETS
 from transferbench.hints import PREFETCH_HINT
 from transferbench.sweeps import sweep_problems
+
+TABLE_COLUMNS = set(COLUMNS + SWEEP_COLUMNS + OPTIONAL)  # the results table's own columns: tags may not take them
 
 
 def validate_config(config: dict, schema_path=SCHEMA, cross_references: bool = True) -> dict:
@@ -71,6 +74,12 @@ def _cross_reference_problems(config: dict) -> list[str]:
                               ("split_file", "a CSV file with a header row path,label,split")):
                 if key not in entry:
                     problems.append(f"config key 'datasets.{name}.{key}': required for source 'csv' ({what})")
+    for name, entry in config["models"].items():
+        clashing = sorted(set(entry.get("tags", {})) & TABLE_COLUMNS)
+        if clashing:
+            problems.append(f"config key 'models.{name}.tags': {', '.join(clashing)} would overwrite the results "
+                            "table's own column(s); choose other tag names (taken: "
+                            f"{', '.join(sorted(TABLE_COLUMNS))})")
     space = config["feature_space"]
     if space["enabled"]:
         if not {"linear", "knn"} & set(config["modes"]):

@@ -124,9 +124,11 @@ def training_settings(config: dict, mode: str, dataset: str | None = None) -> di
     return settings
 
 
-def upstream_settings(config: dict) -> dict:
-    """Training settings of the demo's upstream pretraining (from-scratch protocol, no grid)."""
-    return _merge(PAPER_TRAINING["scratch"], config["upstream"]["train"])
+def upstream_settings(config: dict, model: str | None = None) -> dict:
+    """Training settings of the demo's upstream pretraining (from-scratch protocol, no grid), with `model`'s own
+    `upstream` overrides (the regularizer ablation's label smoothing and aux weight)."""
+    settings = _merge(PAPER_TRAINING["scratch"], config["upstream"]["train"])
+    return _merge(settings, config["models"][model].get("upstream", {})) if model else settings
 
 
 def grid_point_name(lr: float, weight_decay: float) -> str:

@@ -114,3 +114,16 @@ def test_missing_data_names_each_path_the_config_gives(demo, tmp_path, monkeypat
     assert len(paper) == 1 and paper[0].startswith("config key 'datasets.pets': Oxford-IIIT Pets is not under data "
                                                    "(data/oxford-iiit-pet is missing)")
     assert "snakemake --cores 1 prefetch" in paper[0]  # generated, bundled and upstream data are never listed
+
+
+def test_a_tag_may_not_take_a_results_table_column(demo):
+    demo["models"]["cnn_w4_d1"]["tags"] = {"value": "x", "setting": "C1"}
+    with pytest.raises(ConfigError, match=r"models\.cnn_w4_d1\.tags': value would overwrite"):
+        validate_config(demo)
+
+
+def test_feature_space_needs_a_probe_mode_and_names_of_the_study(demo):
+    demo["modes"] = ["finetune"]
+    demo["feature_space"] = {"enabled": True, "tsne": {"models": ["nope"], "dataset": "digits"}}
+    with pytest.raises(ConfigError, match=r"(?s)add mode linear or knn.*tsne\.models': 'nope' is not a model"):
+        validate_config(demo)

@@ -293,6 +293,7 @@ def result_rows():
                 "subset": path(PATHS.subset, dataset=dataset, subset=variant) if study == "dataset_size" else None,
                 "imagenet_top1": config["models"][model].get("imagenet_top1"),
                 "top1_file": top1_source(model),
+                "tags": config["models"][model].get("tags", {}),
             }
         )
     return rows

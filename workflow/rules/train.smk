@@ -19,7 +19,7 @@ rule pretrain_upstream:
         mem_mb=8000,
     params:
         model=model_params,
-        settings=lambda wc: upstream_settings(config),
+        settings=lambda wc: upstream_settings(config, wc.model),
         seed=config["seed"],
         checkpoint=lambda wc: path(PATHS.upstream_checkpoint, wc),
     script:

@@ -16,5 +16,5 @@ with job_context(snakemake):
             sweep = {"examples_per_class": subset.examples_per_class or subset.largest_class(split),
                      "draw": subset.draw}
         rows.append(result_row(r["model"], r["dataset"], r["mode"], r["result"], top1, n_train, r["predictions"],
-                               study=r["study"], **sweep))
+                               study=r["study"], tags=r["tags"], **sweep))
     write_table(rows, snakemake.output[0])

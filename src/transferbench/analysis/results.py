@@ -38,18 +38,22 @@ class TableError(ValueError):
 
 def result_row(model: str, dataset: str, mode: str, result_file, imagenet_top1: float, n_train: int,
                predictions: str | None = None, study: str = MAIN, examples_per_class: int | None = None,
-               draw: int | None = None) -> dict:
+               draw: int | None = None, tags: dict | None = None) -> dict:
+    """One row; `tags`: the model's free labels (config models.<name>.tags), a column each."""
     r = read_json(result_file)
     n_test = r.get("n_test", r.get("n_eval"))
     return {"model": model, "dataset": dataset, "mode": mode, "metric": r["metric"], "value": r["value"],
             "imagenet_top1": imagenet_top1, "n_train": n_train, "n_test": n_test, "study": study,
             "examples_per_class": examples_per_class, "draw": draw, "steps": r.get("steps"),
-            "predictions": predictions}
+            **(tags or {}), "predictions": predictions}
 
 
 def write_table(rows: list[dict], out_csv) -> pd.DataFrame:
-    """The rows as the table: the main study's first (by mode, dataset, model), then each sweep's."""
-    table = pd.DataFrame(rows, columns=COLUMNS + SWEEP_COLUMNS + OPTIONAL)
+    """The rows as the table: the main study's first (by mode, dataset, model), then each sweep's. The models' tag
+    columns come after the sweep columns (empty for a model without that tag)."""
+    known = set(COLUMNS + SWEEP_COLUMNS + OPTIONAL)
+    tag_columns = list(dict.fromkeys(k for row in rows for k in row if k not in known))
+    table = pd.DataFrame(rows, columns=COLUMNS + SWEEP_COLUMNS + tag_columns + OPTIONAL)
     for column in ("examples_per_class", "draw", "steps"):
         table[column] = table[column].astype("Int64")  # integers, empty where a row has none
     table = table.assign(_sweep=table["study"] != MAIN).sort_values(

@@ -10,8 +10,9 @@ model, optimizer, schedule and curve, so a job killed and restarted from its che
 uninterrupted one would. SIGTERM (what SLURM sends before preemption) saves a checkpoint and stops the job.
 A NaN or inf loss stops the run and marks it diverged, with a chance-level metric.
 
-Loss: cross-entropy for single-label data (labels (n,)); for multi-label data (labels a 0/1 matrix (n, K), as
-PASCAL VOC 2007) the sigmoid loss, summed over classes and averaged over the batch (K binary problems).
+Loss: cross-entropy for single-label data (labels (n,)), with optional label smoothing; for multi-label data (labels
+a 0/1 matrix (n, K), as PASCAL VOC 2007) the sigmoid loss, summed over classes and averaged over the batch (K binary
+problems). A model with an auxiliary classifier (the demo CNN's aux_head) adds its loss times `aux_weight`.
 """
 
 from __future__ import annotations
@@ -71,11 +72,24 @@ def sgd_weight_decay(lr: float, weight_decay: float, divided_by_lr: bool) -> flo
     return weight_decay / lr if divided_by_lr else weight_decay
 
 
-def classification_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy (targets (b,) class indices) or the multi-label sigmoid loss (targets (b, K) of 0/1)."""
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy (targets (b,) class indices; `label_smoothing` as torch's: the target puts 1 - e on its class
+    and e / K on every class) or the multi-label sigmoid loss (targets (b, K) of 0/1; no smoothing)."""
     if targets.ndim == 2:
         return nn.functional.binary_cross_entropy_with_logits(logits, targets.float(), reduction="sum") / len(targets)
-    return nn.functional.cross_entropy(logits, targets)
+    return nn.functional.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+
+
+def training_loss(outputs, targets: torch.Tensor, settings: dict) -> torch.Tensor:
+    """The loss of one step: the classifier's, plus `aux_weight` times the auxiliary classifier's where the model
+    returns (logits, aux logits) in training mode (the demo CNN's aux_head; the aux head is ignored at weight 0)."""
+    logits, aux = outputs if isinstance(outputs, tuple) else (outputs, None)
+    smoothing = settings.get("label_smoothing", 0.0)
+    loss = classification_loss(logits, targets, smoothing)
+    weight = settings.get("aux_weight", 0.0)
+    if aux is not None and weight:
+        loss = loss + weight * classification_loss(aux, targets, smoothing)
+    return loss
 
 
 @functools.lru_cache(maxsize=4)
@@ -194,7 +208,7 @@ def train_classifier(model: nn.Module, train_images: torch.Tensor, train_labels:
             index, images = next(batches)
             inputs = preprocessing.training(images, settings["crop_scale"], settings["flip"], seed, step)
             with autocast(device):
-                loss = classification_loss(model(to_device(inputs, device)), labels[index].to(device))
+                loss = training_loss(model(to_device(inputs, device)), labels[index].to(device), settings)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 log.warning("loss is %s at step %d: run diverged", loss_value, step)
