@@ -15,7 +15,8 @@ from transferbench.data.splits import DatasetSpec, make_split
 # file (its worker also takes the next file at once, hence a short one after it), then the files whose shared runs
 # take minutes. (--no-loadscope-reorder in pyproject.toml keeps xdist from ordering files by their test count.)
 FIRST = ["workflow/test_slurm_cluster.py", "workflow/test_tiny_study.py", "unit/test_latex_table.py",
-         "workflow/test_paper_study.py", "workflow/test_sweeps.py", "workflow/test_readme_commands.py",
+         "workflow/test_paper_study.py", "workflow/test_sweeps.py", "workflow/test_ablation.py",
+         "workflow/test_readme_commands.py",
          "workflow/test_reruns.py", "workflow/test_own_models_and_data.py", "workflow/test_install.py"]
 
 

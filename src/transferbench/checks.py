@@ -80,6 +80,18 @@ def _cross_reference_problems(config: dict) -> list[str]:
             problems.append(f"config key 'models.{name}.tags': {', '.join(clashing)} would overwrite the results "
                             "table's own column(s); choose other tag names (taken: "
                             f"{', '.join(sorted(TABLE_COLUMNS))})")
+    ablation = config["ablation"]
+    if ablation["enabled"]:
+        tagged = {name for name, entry in config["models"].items()
+                  if {ablation["group_tag"], ablation["setting_tag"]} <= set(entry.get("tags", {}))}
+        if not tagged:
+            problems.append(f"config key 'ablation.enabled': no model carries both tags {ablation['group_tag']!r} "
+                            f"and {ablation['setting_tag']!r} (models.<name>.tags)")
+        for name in sorted(tagged):
+            setting = config["models"][name]["tags"][ablation["setting_tag"]]
+            if str(setting) not in map(str, ablation["order"]):
+                problems.append(f"config key 'models.{name}.tags.{ablation['setting_tag']}': {setting!r} is not in "
+                                f"ablation.order ({', '.join(map(str, ablation['order']))})")
     space = config["feature_space"]
     if space["enabled"]:
         if not {"linear", "knn"} & set(config["modes"]):

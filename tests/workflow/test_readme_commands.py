@@ -56,6 +56,7 @@ CHECKED = [
     r"^snakemake --cores 2 --configfile config/demo_sweeps\.yaml$",
     r"^snakemake --cores 2 fig9_dataset_size --configfile config/demo_sweeps\.yaml$",
     r"^snakemake --cores 1 footprint --configfile config/paper\.yaml$",
+    r"^snakemake --cores 2 --configfile config/demo_ablation\.yaml$",
 ]
 
 
@@ -191,3 +192,11 @@ def test_footprint_projects_the_paper_study_offline(clone):
     assert summary.startswith("transferbench footprint: disk") and "not projected" not in summary
     home = clone.parent / f"{clone.name}_home"
     assert not (home / "hf").exists() and not (clone / "data").exists()  # no weights, no data: nothing fetched
+
+
+def test_ablation_demo_plans_every_setting_of_both_architectures(clone):
+    counts, stderr = plan(clone, command(r"^snakemake --cores 2 --configfile config/demo_ablation\.yaml$"))
+    assert "study config/demo_ablation.yaml: 10 models x 2 datasets x 3 modes (linear, knn, finetune)" in stderr
+    assert counts["pretrain_upstream"] == 10 and counts["fit_knn_probe"] == counts["fit_linear_probe"] == 20
+    assert counts["compute_ablation_statistics"] == counts["fig3_regularizers"] == counts["fig4_tsne"] == 1
+    assert counts["measure_feature_space"] == 1 and "train_grid_point" not in counts  # a one-point grid

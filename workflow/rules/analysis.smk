@@ -184,3 +184,46 @@ if FEATURE_SPACE:
             settings=config["feature_space"],
         script:
             "../scripts/plot_tsne.py"
+
+
+# The regularizer ablation (config ablation.enabled): models grouped by their architecture and setting tags.
+if ABLATION:
+
+    rule compute_ablation_statistics:
+        input:
+            PATHS.table,
+        output:
+            settings=report(
+                path(PATHS.stats, name="regularizer_settings.csv"),
+                caption="../report/regularizer_settings.rst",
+                category="Analysis",
+            ),
+            steps=report(
+                path(PATHS.stats, name="regularizer_steps.csv"),
+                caption="../report/regularizer_steps.rst",
+                category="Analysis",
+            ),
+        log:
+            "logs/compute_ablation_statistics.log",
+        conda:
+            CONDA_ENV
+        params:
+            ablation=config["ablation"],
+        script:
+            "../scripts/compute_ablation_statistics.py"
+
+    rule fig3_regularizers:
+        input:
+            settings=path(PATHS.stats, name="regularizer_settings.csv"),
+            steps=path(PATHS.stats, name="regularizer_steps.csv"),
+        output:
+            **figure("fig3_regularizers", "fig3_regularizers.rst"),
+        log:
+            "logs/fig3_regularizers.log",
+        conda:
+            CONDA_ENV
+        params:
+            ablation=config["ablation"],
+            upstream_label=UPSTREAM_LABEL.replace(" (%)", ""),
+        script:
+            "../scripts/plot_regularizers.py"

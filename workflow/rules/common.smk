@@ -24,6 +24,9 @@ if {"finetune", "scratch"} <= set(config["modes"]):
 FEATURE_SPACE = config["feature_space"]["enabled"]
 if FEATURE_SPACE:
     FIGURE_KINDS += ["fig_class_separation", "fig4_tsne"]
+ABLATION = config["ablation"]["enabled"]
+if ABLATION:
+    FIGURE_KINDS.append("fig3_regularizers")
 UPSTREAM_LABEL = "Upstream top-1 (%)" if UPSTREAM_MODELS else "ImageNet top-1 (%)"
 SWEEP_RUNS = sweep_runs(config)  # the dataset-size and budget studies' runs (transferbench.sweeps)
 SWEEP_STUDIES = sorted({run.study for run in SWEEP_RUNS})
@@ -344,6 +347,7 @@ def study_jobs():
     }
     jobs.update({name: 1 for name in FIGURE_KINDS})
     jobs["measure_feature_space"] = int(FEATURE_SPACE)
+    jobs["compute_ablation_statistics"] = int(ABLATION)
     trained = [r for r in SWEEP_RUNS if r.mode != "linear"]
     jobs.update(
         {

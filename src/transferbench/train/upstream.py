@@ -41,6 +41,7 @@ def pretrain_upstream(model_spec: ModelSpec, data_dir, settings: dict, seed: int
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
     summary = {"model": spec.name, "top1": 100 * result.metric, "classes": len(split.classes),
                "n_train": len(train_ids), "n_test": len(test_ids), "lr": lr, "weight_decay": weight_decay,
+               "label_smoothing": settings.get("label_smoothing", 0.0), "aux_weight": settings.get("aux_weight", 0.0),
                **{k: v for k, v in result.summary().items() if k != "metric"}}
     write_json(metrics_out, summary)
     log.info("upstream top-1 of %s: %.2f%%", spec.name, summary["top1"])
