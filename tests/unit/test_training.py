@@ -8,6 +8,7 @@ import torch
 
 import transferbench.models.demo  # noqa: F401  (registers tb_democnn with timm)
 from transferbench.data.images import Preprocessing
+from transferbench.config import PAPER_TRAINING
 from transferbench.train.loop import Preempted, batch_indices, bn_momentum, train_classifier
 
 pytestmark = pytest.mark.unit
@@ -160,3 +161,26 @@ def test_crop_draws_of_a_step_depend_on_seed_and_step_only():
     assert torch.equal(boxes, sequence[6][0]) and np.array_equal(mirror, sequence[6][1])
     assert not torch.equal(sequence[3][0], sequence[4][0])  # steps 63 and 64 straddle two chunks: still differ
     assert not torch.equal(crop_draws(4, 66, 8, 40, 40, (0.08, 1.0), True)[0], boxes)
+
+
+@pytest.mark.parametrize("norm", ["groupnorm", "groupnorm_ws"])
+def test_scratch_converts_any_cnn_to_groupnorm_and_trains_it_without_the_bn_momentum_rule(tmp_path, norm):
+    """Rethinking's scratch variant on an architecture that takes no `norm` argument (timm's resnet18): converted,
+    a BatchNorm nowhere, and a few SGD steps move its GroupNorm weights (the BN momentum rule has nothing to touch)."""
+    from timm.layers import StdConv2d
+
+    from transferbench.models.spec import ModelSpec
+    from transferbench.train.run import build_for_mode
+
+    settings = {**PAPER_TRAINING["scratch"], "norm": norm, "steps": 3, "batch_size": 4, "num_workers": 0}
+    model = build_for_mode(ModelSpec.from_config("r18", {"timm": "resnet18", "resolution": 32}), "scratch", 3,
+                           settings, seed=0)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in model.modules())
+    assert any(isinstance(m, StdConv2d) for m in model.modules()) == (norm == "groupnorm_ws")
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if "bn" in n}
+    images, labels = torch.randint(0, 255, (8, 3, 32, 32), dtype=torch.uint8), np.arange(8) % 3
+    result = train_classifier(model, images, labels, images, labels, Preprocessing(32, (0.5,) * 3, (0.25,) * 3),
+                              settings, 0.05, 1e-5, "top1", 0, torch.device("cpu"))
+    assert not result.diverged and result.steps == 3
+    assert any(not torch.equal(p, before[n]) for n, p in model.named_parameters() if n in before)

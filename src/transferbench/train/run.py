@@ -1,8 +1,8 @@
 """The `finetune` and `scratch` mode jobs: one grid point on train -> val, or the final fit on train+val -> test.
 
 `finetune` starts from the model's pretrained weights; `scratch` builds the same architecture randomly initialized
-(optionally with another normalization layer: GroupNorm or GN + weight standardization, as in Rethinking ImageNet
-Pre-training and BiT). Both replace the classifier with a fresh head for the dataset's classes.
+(optionally with another normalization layer, for any CNN timm or torchvision builds: GroupNorm or GN + weight
+standardization by module conversion, as in Rethinking ImageNet Pre-training and BiT). Both replace the classifier with a fresh head for the dataset's classes.
 
 A run on a training-set subset (the dataset-size sweep, transferbench.data.subsets) trains on its subset alone in
 both phases: the grid point is scored on val, the final fit (the chosen point, on the subset again) on test. Val is
@@ -22,6 +22,7 @@ from transferbench.data.images import Preprocessing, decode_images, storage_size
 from transferbench.data.splits import DatasetSpec, Split
 from transferbench.data.subsets import Subset
 from transferbench.inference import pick_device
+from transferbench.models.normalization import convert_norm
 from transferbench.models.spec import ModelSpec, build_model
 from transferbench.predictions import save_predictions
 from transferbench.train.loop import train_classifier
@@ -36,13 +37,13 @@ def build_for_mode(spec: ModelSpec, mode: str, num_classes: int, settings: dict,
     if mode == "finetune":
         return build_model(spec, num_classes, weights=True)
     if mode == "scratch":
-        norm = settings.get("norm", "batchnorm")
-        overrides = {} if norm == "batchnorm" else {"norm": norm}
-        try:
-            return build_model(spec, num_classes, weights=False, **overrides)
-        except TypeError as error:
-            raise ValueError(f"model '{spec.name}' does not take norm={norm!r} ({error}); "
-                             "use norm: batchnorm") from error
+        # Any CNN timm or torchvision builds: its BatchNorms become GroupNorm (and its convolutions weight-
+        # standardized) by module conversion, the architecture otherwise unchanged (transferbench.models.normalization).
+        model = build_model(spec, num_classes, weights=False)
+        conversion = convert_norm(model, settings.get("norm", "batchnorm"))
+        if conversion.norm != "batchnorm":
+            log.info("%s: %s", spec.name, conversion.describe())
+        return model
     raise ValueError(f"unknown training mode {mode!r}: expected finetune or scratch")
 
 
