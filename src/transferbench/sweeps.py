@@ -1,11 +1,15 @@
 """What a config's `sweeps` section expands to: the extra runs of the dataset-size study (training-set subsets,
-Kornblith et al. Fig. 9 and BiT's few-shot transfer) and of the training-budget study (Fig. 8).
+Kornblith et al. Fig. 9 and BiT's few-shot transfer), of the training-budget study (Fig. 8) and of the schedule study
+(Rethinking ImageNet Pre-training: from scratch with BatchNorm, GroupNorm or GN + WS at 1x, 2x, 4x ... the base
+schedule, against fine-tuning at the same multiples).
 
 Each run is a (study, model, dataset, mode, variant); the variant names the subset (`n4-d0`: 4 examples per class,
-draw 0; `nall-d0`: the whole train split) or the budget (`steps152`). A run gets its mode's settings for its dataset
-(transferbench.config.training_settings), then the sweep's own overrides for the mode (a smaller grid, say), then,
-for a budget, `steps` = the budget with `schedule_multiplier` 1: the cosine schedule spans exactly that many steps.
-Every budget is an independent run with its own grid search, selection and final fit (the paper's protocol).
+draw 0; `nall-d0`: the whole train split), the budget (`steps152`) or the schedule (`x2-groupnorm`: twice the mode's
+steps, GroupNorm). A run gets its mode's settings for its dataset (transferbench.config.training_settings), then the
+sweep's own overrides for the mode (a smaller grid, say), then, for a budget, `steps` = the budget with
+`schedule_multiplier` 1: the cosine schedule spans exactly that many steps; for a schedule, `schedule_multiplier` =
+the multiple (the cosine schedule spans multiple x steps) and `norm`. Every run is independent, with its own grid
+search, selection and final fit (the paper's protocol).
 """
 
 from __future__ import annotations
@@ -16,19 +20,20 @@ from dataclasses import dataclass
 
 from transferbench.config import _merge, named_points, training_settings
 
-STUDIES = ("dataset_size", "budgets")
+STUDIES = ("dataset_size", "budgets", "schedules")
 TRAIN_MODES = ("finetune", "scratch")
 SUBSET = re.compile(r"n(?P<k>\d+|all)-d(?P<draw>\d+)")
 BUDGET = re.compile(r"steps(?P<steps>\d+)")
+SCHEDULE = re.compile(r"x(?P<multiple>\d+(?:\.\d+)?)-(?P<norm>batchnorm|groupnorm|groupnorm_ws)")
 
 
 @dataclass(frozen=True)
 class SweepRun:
-    study: str  # dataset_size | budgets
+    study: str  # dataset_size | budgets | schedules
     model: str
     dataset: str
     mode: str  # linear | finetune | scratch (budgets: finetune | scratch)
-    variant: str  # n4-d0 | nall-d0 | steps152
+    variant: str  # n4-d0 | nall-d0 | steps152 | x2-groupnorm
 
 
 def subset_name(examples_per_class: int | None, draw: int) -> str:
@@ -53,6 +58,18 @@ def parse_budget_name(name: str) -> int:
     if not match:
         raise ValueError(f"budget name {name!r}: expected steps<number of steps> (steps152)")
     return int(match["steps"])
+
+
+def schedule_name(multiple: float, norm: str) -> str:
+    """'x2-groupnorm': twice the mode's steps, GroupNorm (`multiple` printed as %g)."""
+    return f"x{multiple:g}-{norm}"
+
+
+def parse_schedule_name(name: str) -> tuple[float, str]:
+    match = SCHEDULE.fullmatch(name)
+    if not match:
+        raise ValueError(f"schedule name {name!r}: expected x<multiple>-<norm> (x2-groupnorm)")
+    return float(match["multiple"]), match["norm"]
 
 
 def examples_per_class(sizes) -> list[int | None]:
@@ -87,6 +104,14 @@ def sweep_runs(config: dict) -> list[SweepRun]:
                                                 sweep.get("datasets") or list(config["datasets"])):
             for mode, budgets in sweep["steps"].items():
                 runs += [SweepRun("budgets", model, dataset, mode, budget_name(s)) for s in budgets]
+    sweep = _enabled(config, "schedules")
+    if sweep:
+        for model, dataset in itertools.product(sweep.get("models") or list(config["models"]),
+                                                sweep.get("datasets") or list(config["datasets"])):
+            for mode, multiples in sweep["multiples"].items():
+                norms = sweep.get("norms", ["batchnorm"]) if mode == "scratch" else ["batchnorm"]
+                runs += [SweepRun("schedules", model, dataset, mode, schedule_name(m, norm))
+                         for norm in norms for m in multiples]
     return runs
 
 
@@ -97,10 +122,13 @@ def _sweep_mode_settings(config: dict, study: str, mode: str, dataset: str) -> d
 
 def sweep_settings(config: dict, study: str, mode: str, dataset: str, variant: str) -> dict:
     """Training settings (with the grid) of one sweep run: the mode's for the dataset <- the sweep's overrides for the
-    mode <- the budget's steps (schedule multiplier 1)."""
+    mode <- the budget's steps (schedule multiplier 1), or the schedule's multiple and norm."""
     settings = _sweep_mode_settings(config, study, mode, dataset)
     if study == "budgets":
         settings.update(steps=parse_budget_name(variant), schedule_multiplier=1)
+    if study == "schedules":
+        multiple, norm = parse_schedule_name(variant)
+        settings.update(schedule_multiplier=multiple, norm=norm)
     return settings
 
 
@@ -121,10 +149,10 @@ def sweep_problems(config: dict) -> list[str]:
             if model not in models:
                 problems.append(f"config key 'sweeps.{study}.models': {model!r} is not a model of the study; "
                                 f"valid: {', '.join(models)}")
-        named = sweep.get("datasets", []) if study == "budgets" else list(sweep["examples_per_class"])
+        named = list(sweep["examples_per_class"]) if study == "dataset_size" else sweep.get("datasets", [])
         for dataset in named:
             if dataset not in datasets:
-                key = "datasets" if study == "budgets" else "examples_per_class"
+                key = "examples_per_class" if study == "dataset_size" else "datasets"
                 problems.append(f"config key 'sweeps.{study}.{key}': {dataset!r} is not a dataset of the study; "
                                 f"valid: {', '.join(datasets)}")
             elif study == "dataset_size" and config["datasets"][dataset].get("metric") == "map_11point":

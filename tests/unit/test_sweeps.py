@@ -19,7 +19,9 @@ from transferbench.data.subsets import Subset, draw_subset
 from transferbench.sweeps import (
     examples_per_class,
     parse_budget_name,
+    parse_schedule_name,
     parse_subset_name,
+    schedule_name,
     subset_name,
     sweep_runs,
     sweep_settings,
@@ -238,3 +240,30 @@ def test_sweep_figures_axes_bars_and_legends(tmp_path, rendered):
     assert any(line.get_ydata()[0] == pytest.approx(expected) for line in dashed)  # the 90% threshold, in percent
     with pytest.raises(ValueError, match="no dataset_size rows"):
         plot_dataset_size(summary.iloc[:0], tmp_path / "x.pdf", tmp_path / "x.png")
+
+
+def test_schedule_runs_settings_and_gaps():
+    config = copy.deepcopy(CONFIG)
+    config["sweeps"] = {"schedules": {"models": ["a"], "datasets": ["d1"], "multiples": {"finetune": [1, 2],
+                                      "scratch": [1, 4]}, "norms": ["batchnorm", "groupnorm"]}}
+    runs = sweep_runs(config)
+    assert [(r.mode, r.variant) for r in runs] == [("finetune", "x1-batchnorm"), ("finetune", "x2-batchnorm"),
+                                                  ("scratch", "x1-batchnorm"), ("scratch", "x4-batchnorm"),
+                                                  ("scratch", "x1-groupnorm"), ("scratch", "x4-groupnorm")]
+    assert schedule_name(0.5, "groupnorm_ws") == "x0.5-groupnorm_ws"
+    assert parse_schedule_name("x4-groupnorm") == (4, "groupnorm")
+    settings = sweep_settings(config, "schedules", "scratch", "d1", "x4-groupnorm")
+    assert settings["schedule_multiplier"] == 4 and settings["norm"] == "groupnorm"
+    rows = [{"model": "a", "dataset": "d1", "mode": mode, "value": value, "study": "schedules", "schedule": m,
+             "norm": norm, "n_train": 500} for mode, m, norm, value in (
+        ("finetune", 1, "batchnorm", 0.8), ("finetune", 2, "batchnorm", 0.9), ("scratch", 1, "groupnorm", 0.5),
+        ("scratch", 4, "groupnorm", 0.7))]
+    rows.append({"model": "a", "dataset": "d1", "mode": "finetune", "value": 0.6, "study": "main", "n_train": 500})
+    gaps = sweep_stats.schedule_gaps(pd.DataFrame(rows)).set_index("schedule")
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    assert gaps.loc[1, "gap"] == pytest.approx(logit(0.5) - logit(0.8)) and gaps.loc[1, "reference"] == "finetune at 1x"
+    assert gaps.loc[4, "gap"] == pytest.approx(logit(0.7) - logit(0.6))  # no finetune at 4x: the main study's
+    assert gaps.loc[4, "reference"] == "finetune of the main study (1x)"
+    assert (gaps["size_group"] == "n_train<10000").all()
+    summary = sweep_stats.schedule_summary(gaps.reset_index())
+    assert len(summary) == 2 and summary["se"].isna().all() and (summary["n"] == 1).all()

@@ -7,8 +7,8 @@ import timm
 import torch
 
 import transferbench.models.demo  # noqa: F401  (registers tb_democnn with timm)
-from transferbench.data.images import Preprocessing
 from transferbench.config import PAPER_TRAINING
+from transferbench.data.images import Preprocessing
 from transferbench.train.loop import Preempted, batch_indices, bn_momentum, train_classifier
 
 pytestmark = pytest.mark.unit

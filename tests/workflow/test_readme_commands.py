@@ -57,6 +57,7 @@ CHECKED = [
     r"^snakemake --cores 2 fig9_dataset_size --configfile config/demo_sweeps\.yaml$",
     r"^snakemake --cores 1 footprint --configfile config/paper\.yaml$",
     r"^snakemake --cores 2 --configfile config/demo_ablation\.yaml$",
+    r"^snakemake --cores 2 --configfile config/demo_rethinking\.yaml$",
 ]
 
 
@@ -200,3 +201,11 @@ def test_ablation_demo_plans_every_setting_of_both_architectures(clone):
     assert counts["pretrain_upstream"] == 10 and counts["fit_knn_probe"] == counts["fit_linear_probe"] == 20
     assert counts["compute_ablation_statistics"] == counts["fig3_regularizers"] == counts["fig4_tsne"] == 1
     assert counts["measure_feature_space"] == 1 and "train_grid_point" not in counts  # a one-point grid
+
+
+def test_rethinking_demo_plans_every_multiple_and_normalization(clone):
+    counts, stderr = plan(clone, command(r"^snakemake --cores 2 --configfile config/demo_rethinking\.yaml$"))
+    assert "sweep schedules: 24 runs (1 models, modes finetune, scratch; finetune: 1x, 2x, 4x; scratch: 1x, 2x, " \
+           "4x; scratch norms batchnorm, groupnorm, groupnorm_ws)" in stderr
+    assert counts["train_final_in_sweep"] == 2 * (3 + 3 * 3) and counts["fig_schedules"] == 1
+    assert "train_grid_point_in_sweep" not in counts  # one-point grids

@@ -15,6 +15,7 @@ from .conftest import ROOT, snakemake
 
 pytestmark = pytest.mark.workflow
 DEMO = ROOT / "config" / "demo_sweeps.yaml"
+RETHINKING = ROOT / "config" / "demo_rethinking.yaml"
 
 
 def tiny_sweeps_config() -> dict:
@@ -34,6 +35,10 @@ def tiny_sweeps_config() -> dict:
     sweeps["dataset_size"].update(modes=["linear", "finetune"], examples_per_class={"digits": [2, "all"]})
     sweeps["dataset_size"]["finetune"] = {"grid": {"lr": [0.03, 0.01], "weight_decay": [1.0e-5]}}  # chosen on val
     sweeps["budgets"]["steps"] = {"finetune": [2, 6], "scratch": [2, 6]}
+    # config/demo_rethinking.yaml's schedule study, at test size, in the same run
+    schedules = yaml.safe_load(RETHINKING.read_text())["sweeps"]["schedules"]
+    sweeps["schedules"] = {**schedules, "models": ["cnn_w8_d2"], "datasets": ["digits"],
+                           "multiples": {"finetune": [1, 2], "scratch": [1, 2]}, "norms": ["batchnorm", "groupnorm_ws"]}
     return config
 
 
@@ -56,13 +61,15 @@ def test_startup_names_the_sweeps(sweeps_run):
            "2 draws)" in proc.stderr
     assert "sweep budgets: 4 runs (1 models, modes finetune, scratch; finetune: 2, 6 steps; scratch: 2, 6 steps)" \
         in proc.stderr
+    assert "sweep schedules: 6 runs (1 models, modes finetune, scratch; finetune: 1x, 2x; scratch: 1x, 2x; scratch " \
+           "norms batchnorm, groupnorm_ws)" in proc.stderr
 
 
 def test_results_table_has_a_row_per_sweep_run_with_its_axes(sweeps_run):
     workdir, _ = sweeps_run
     table = pd.read_csv(workdir / "results/tables/results.csv")
     assert {"study", "examples_per_class", "draw", "steps"} <= set(table.columns)
-    assert table["study"].value_counts().to_dict() == {"main": 3, "dataset_size": 18, "budgets": 4}
+    assert table["study"].value_counts().to_dict() == {"main": 3, "dataset_size": 18, "budgets": 4, "schedules": 6}
     split = json.loads((workdir / "results/splits/digits.json").read_text())
     train_counts = np.bincount(split["labels"]["train"])
     sizes = table[table.study == "dataset_size"]
@@ -141,3 +148,22 @@ def test_adding_a_size_or_a_draw_reruns_only_the_new_runs_and_the_aggregates(swe
     aggregates = {rule for rule, wc in planned if not wc}
     assert {"collect_results", "compute_sweep_statistics", "fig9_dataset_size"} <= aggregates
     assert not aggregates & {"pretrain_upstream", "extract_features", "fit_linear_probe", "make_split"}
+
+
+def test_schedule_study_rows_gaps_and_figure(sweeps_run):
+    workdir, _ = sweeps_run
+    table = pd.read_csv(workdir / "results/tables/results.csv")
+    runs = table[table.study == "schedules"]
+    assert sorted(zip(runs["mode"], runs["schedule"], runs["norm"])) == [
+        ("finetune", 1, "batchnorm"), ("finetune", 2, "batchnorm"), ("scratch", 1, "batchnorm"),
+        ("scratch", 1, "groupnorm_ws"), ("scratch", 2, "batchnorm"), ("scratch", 2, "groupnorm_ws")]
+    assert (runs["steps"] == 4 * runs["schedule"]).all()  # the cosine schedule spans multiple x the base steps
+    log = (workdir / "logs/train_final_in_sweep/schedules/scratch/cnn_w8_d2/digits/x2-groupnorm_ws.log").read_text()
+    assert "groupnorm_ws:" in log and "BatchNorm -> GroupNorm" in log  # converted, as for any CNN
+    gaps = pd.read_csv(workdir / "results/stats/schedule_gaps.csv")
+    assert len(gaps) == 4 and set(gaps["reference"]) == {"finetune at 1x", "finetune at 2x"}
+    assert (gaps["gap"] == gaps["scratch_log_odds"] - gaps["finetune_log_odds"]).all()
+    summary = pd.read_csv(workdir / "results/stats/schedule_summary.csv")
+    assert set(summary["size_group"]) == {"n_train<10000"} and len(summary) == 4
+    for ext in ("pdf", "png"):
+        assert (workdir / f"results/figures/fig_schedules.{ext}").stat().st_size > 1000

@@ -31,7 +31,13 @@ UPSTREAM_LABEL = "Upstream top-1 (%)" if UPSTREAM_MODELS else "ImageNet top-1 (%
 SWEEP_RUNS = sweep_runs(config)  # the dataset-size and budget studies' runs (transferbench.sweeps)
 SWEEP_STUDIES = sorted({run.study for run in SWEEP_RUNS})
 SWEEP_FIGURES = [
-    f for study, f in (("budgets", "fig8_convergence"), ("dataset_size", "fig9_dataset_size")) if study in SWEEP_STUDIES
+    f
+    for study, f in (
+        ("budgets", "fig8_convergence"),
+        ("dataset_size", "fig9_dataset_size"),
+        ("schedules", "fig_schedules"),
+    )
+    if study in SWEEP_STUDIES
 ]
 # Whether this run only looks (dry run, lint, listings, summaries): it must change no file. Read from the command line:
 # Snakemake tells a Snakefile whether it is a dry run only after the Snakefile has been read.
@@ -120,9 +126,9 @@ wildcard_constraints:
     mode="finetune|scratch",
     point=r"lr[^/_]+_wd[^/]+",
     size=r"\d+",
-    study="dataset_size|budgets",
+    study="dataset_size|budgets|schedules",
     subset=r"n(?:\d+|all)-d\d+",
-    variant=r"n(?:\d+|all)-d\d+|steps\d+",
+    variant=r"n(?:\d+|all)-d\d+|steps\d+|x\d+(?:\.\d+)?-(?:batchnorm|groupnorm|groupnorm_ws)",
     interpolation="bilinear|bicubic|nearest",
 
 
@@ -287,6 +293,7 @@ def result_rows():
         rows.append(
             {
                 "study": study,
+                "variant": variant,
                 "model": model,
                 "dataset": dataset,
                 "mode": mode,
@@ -402,10 +409,13 @@ def study_summary(config_files):
                 for d, v in sweep["examples_per_class"].items()
             )
             what = f"examples per class {sizes}, {sweep['draws']} draws"
-        else:
+        elif study == "budgets":
             what = "; ".join(
                 f"{mode}: {', '.join(f'{s:,}' for s in steps)} steps" for mode, steps in sweep["steps"].items()
             )
+        else:
+            what = "; ".join(f"{mode}: {', '.join(f'{m:g}x' for m in ms)}" for mode, ms in sweep["multiples"].items())
+            what += f"; scratch norms {', '.join(sweep['norms'])}"
         lines.append(
             f"  sweep {study}: {len(runs):,} runs ({len({r.model for r in runs})} models, "
             f"modes {', '.join(sorted({r.mode for r in runs}))}; {what})"

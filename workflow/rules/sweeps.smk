@@ -100,6 +100,14 @@ if SWEEP_RUNS:
                 else {}
             ),
             **({"convergence": path(PATHS.stats, name="convergence.csv")} if "budgets" in SWEEP_STUDIES else {}),
+            **(
+                {
+                    "schedules": path(PATHS.stats, name="schedule_gaps.csv"),
+                    "schedule_summary": path(PATHS.stats, name="schedule_summary.csv"),
+                }
+                if "schedules" in SWEEP_STUDIES
+                else {}
+            ),
         log:
             "logs/compute_sweep_statistics.log",
         conda:
@@ -139,3 +147,18 @@ if "budgets" in SWEEP_STUDIES:
             CONDA_ENV
         script:
             "../scripts/plot_fig8_convergence.py"
+
+
+if "schedules" in SWEEP_STUDIES:
+
+    rule fig_schedules:
+        input:
+            rules.compute_sweep_statistics.output.schedule_summary,
+        output:
+            **figure("fig_schedules", "fig_schedules.rst"),
+        log:
+            "logs/fig_schedules.log",
+        conda:
+            CONDA_ENV
+        script:
+            "../scripts/plot_schedules.py"

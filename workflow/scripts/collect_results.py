@@ -2,6 +2,7 @@ from transferbench.analysis.results import result_row, write_table
 from transferbench.atomic import read_json
 from transferbench.data.splits import Split
 from transferbench.data.subsets import Subset
+from transferbench.sweeps import parse_schedule_name
 from transferbench.workflow import job_context
 
 with job_context(snakemake):
@@ -15,6 +16,9 @@ with job_context(snakemake):
             n_train = subset.n_train
             sweep = {"examples_per_class": subset.examples_per_class or subset.largest_class(split),
                      "draw": subset.draw}
+        if r["study"] == "schedules":
+            multiple, norm = parse_schedule_name(r["variant"])
+            sweep = {"schedule": multiple, "norm": norm}
         rows.append(result_row(r["model"], r["dataset"], r["mode"], r["result"], top1, n_train, r["predictions"],
                                study=r["study"], tags=r["tags"], **sweep))
     write_table(rows, snakemake.output[0])

@@ -5,10 +5,11 @@ top-1), n_train (train + val of the final fit; a subset run: the subset), n_test
 per-example test scores, for the paired tests; optional in tables from elsewhere). The workflow writes predictions
 paths relative to the workflow's directory (where its jobs run).
 
-The sweeps' axes are columns too (transferbench.sweeps): `study` (main: the study matrix; dataset_size, budgets),
-`examples_per_class` and `draw` (dataset_size rows; `all` is recorded as the subset's largest class), `steps`
-(training steps of a finetune or scratch row; empty for linear). They are optional: a table without `study` is all
-main rows. The main study's statistics and figures read the main rows only (`read_table`).
+The sweeps' axes are columns too (transferbench.sweeps): `study` (main: the study matrix; dataset_size, budgets,
+schedules), `examples_per_class` and `draw` (dataset_size rows; `all` is recorded as the subset's largest class),
+`steps` (training steps of a finetune or scratch row; empty for linear), `schedule` and `norm` (schedules rows: the
+multiple of the mode's steps and the normalization). They are optional: a table without `study` is all main rows.
+The main study's statistics and figures read the main rows only (`read_table`).
 
 `validate_table` checks a table before any statistic is computed; each problem is an error (`TableError`) whose
 message names the rows or columns and says what would be right. Nothing is dropped silently.
@@ -25,7 +26,7 @@ from transferbench.atomic import atomic_path, read_json
 
 COLUMNS = ["model", "dataset", "mode", "metric", "value", "imagenet_top1", "n_train", "n_test"]
 OPTIONAL = ["predictions"]
-SWEEP_COLUMNS = ["study", "examples_per_class", "draw", "steps"]
+SWEEP_COLUMNS = ["study", "examples_per_class", "draw", "steps", "schedule", "norm"]
 MAIN = "main"
 KEY = ["model", "dataset", "mode"]
 NUMERIC = ["value", "imagenet_top1", "n_train", "n_test"]
@@ -38,14 +39,15 @@ class TableError(ValueError):
 
 def result_row(model: str, dataset: str, mode: str, result_file, imagenet_top1: float, n_train: int,
                predictions: str | None = None, study: str = MAIN, examples_per_class: int | None = None,
-               draw: int | None = None, tags: dict | None = None) -> dict:
+               draw: int | None = None, tags: dict | None = None, schedule: float | None = None,
+               norm: str | None = None) -> dict:
     """One row; `tags`: the model's free labels (config models.<name>.tags), a column each."""
     r = read_json(result_file)
     n_test = r.get("n_test", r.get("n_eval"))
     return {"model": model, "dataset": dataset, "mode": mode, "metric": r["metric"], "value": r["value"],
             "imagenet_top1": imagenet_top1, "n_train": n_train, "n_test": n_test, "study": study,
-            "examples_per_class": examples_per_class, "draw": draw, "steps": r.get("steps"),
-            **(tags or {}), "predictions": predictions}
+            "examples_per_class": examples_per_class, "draw": draw, "steps": r.get("steps"), "schedule": schedule,
+            "norm": norm, **(tags or {}), "predictions": predictions}
 
 
 def write_table(rows: list[dict], out_csv) -> pd.DataFrame:
@@ -57,7 +59,7 @@ def write_table(rows: list[dict], out_csv) -> pd.DataFrame:
     for column in ("examples_per_class", "draw", "steps"):
         table[column] = table[column].astype("Int64")  # integers, empty where a row has none
     table = table.assign(_sweep=table["study"] != MAIN).sort_values(
-        ["_sweep", "study", "mode", "dataset", "model", "examples_per_class", "draw", "steps"])
+        ["_sweep", "study", "mode", "dataset", "model", "examples_per_class", "draw", "steps", "norm", "schedule"])
     table = table.drop(columns="_sweep").reset_index(drop=True)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")

@@ -70,8 +70,8 @@ SWEEP_OUTPUTS = {"dataset_size": "dataset_size.csv", "size_correlations": "size_
 
 def write_sweep_statistics(results_csv, outputs: dict, n_boot: int = 2000, seed: int = 0) -> dict:
     """The sweeps' statistics (transferbench.analysis.sweeps) of a results table, each into its path in `outputs`:
-    dataset_size, size_correlations, few_shot (the dataset-size study's), convergence (the budget study's); a name
-    left out is not computed."""
+    dataset_size, size_correlations, few_shot (the dataset-size study's), convergence (the budget study's),
+    schedules and schedule_summary (the schedule study's); a name left out is not computed."""
     table = read_table(results_csv, study=None)
     out = {}
     if outputs.keys() & {"dataset_size", "size_correlations", "few_shot"}:
@@ -80,6 +80,9 @@ def write_sweep_statistics(results_csv, outputs: dict, n_boot: int = 2000, seed:
         out["few_shot"] = sweeps.few_shot_table(summary)
     if "convergence" in outputs:
         out["convergence"] = sweeps.convergence(table)
+    if "schedules" in outputs:
+        out["schedules"] = sweeps.schedule_gaps(table)
+        out["schedule_summary"] = sweeps.schedule_summary(out["schedules"])
     for name, frame in out.items():
         if name in outputs:
             Path(outputs[name]).parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """Figures of the sweeps, in the style of transferbench.analysis.figures: Kornblith et al.'s Fig. 9 (transfer vs
-examples per class) and Fig. 8 (transfer vs training steps, fine-tuned vs from random init.)."""
+examples per class), Fig. 8 (transfer vs training steps, fine-tuned vs from random init.) and the schedule study's
+scratch - fine-tune gap against schedule length (Rethinking ImageNet Pre-training's question)."""
 
 from __future__ import annotations
 
@@ -113,4 +114,37 @@ def plot_convergence(table: pd.DataFrame, convergence: pd.DataFrame, out_pdf, ou
                 Line2D([], [], color="0.3", lw=0.6, ls=":", label="first budget reaching it")]
         _legends_below(fig, (_handles([m for m in MODES if m in set(rows["mode"])], models, styles, colours, keys),
                              3))
+        save_figure(fig, out_pdf, out_png)
+
+
+NORM_TITLES = {"batchnorm": "BatchNorm", "groupnorm": "GroupNorm", "groupnorm_ws": "GroupNorm + WS"}
+
+
+def plot_schedules(summary: pd.DataFrame, out_pdf, out_png) -> None:
+    """One panel per training-set size group: the mean scratch - fine-tune gap in log odds (standard-error bars)
+    against the schedule multiple on a log2 axis, a line per normalization; zero marked (scratch = fine-tuned)."""
+    groups = sorted(summary["size_group"].unique())
+    norms = [n for n in NORM_TITLES if n in set(summary["norm"])]
+    colours = dict(zip(NORM_TITLES, sns.color_palette("colorblind", n_colors=3)))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(DOUBLE_COLUMN, 2.4), squeeze=False)
+        for ax, group in zip(axes[0], groups):
+            for norm in norms:
+                line = summary[(summary["size_group"] == group) & (summary["norm"] == norm)].sort_values("schedule")
+                ax.errorbar(line["schedule"], line["mean_gap"], yerr=line["se"], color=colours[norm], marker="o",
+                            ms=3, lw=1, elinewidth=0.6, capsize=0)
+            ax.axhline(0, color="0.5", lw=0.6, ls="--")
+            ax.set_xscale("log", base=2)
+            multiples = sorted(summary["schedule"].unique())
+            ax.set_xticks(multiples, [f"{m:g}x" for m in multiples])
+            ax.minorticks_off()
+            ax.set_title(group.replace("n_train", "training examples ").replace("<", "< ").replace(">=", ">= "))
+            ax.set_xlabel("Schedule (multiple of the base steps)")
+            ax.grid(alpha=0.3, lw=0.4)
+        axes[0][0].set_ylabel("Scratch - fine-tuned (log odds)")
+        fig.tight_layout()
+        handles = [Line2D([], [], color=colours[n], marker="o", ms=3, lw=1, label=f"scratch with {NORM_TITLES[n]}")
+                   for n in norms]
+        handles.append(Line2D([], [], color="0.5", lw=0.6, ls="--", label="scratch = fine-tuned"))
+        _legends_below(fig, (handles, 4))
         save_figure(fig, out_pdf, out_png)

@@ -1,5 +1,5 @@
 """Statistics of the sweeps (transferbench.sweeps): the dataset-size study (Kornblith et al. Fig. 9, BiT's few-shot
-transfer) and the training-budget study (Fig. 8).
+transfer), the training-budget study (Fig. 8) and the schedule study (Rethinking ImageNet Pre-training).
 
 Conventions (log odds as in transferbench.analysis.stats):
 - Dataset size, per model x dataset x mode x examples per class: mean and standard error over draws (the paper's
@@ -12,6 +12,10 @@ Conventions (log odds as in transferbench.analysis.stats):
   reach 90% of it (the paper's "90% of its final log odds"; undefined, with a note, when the best log odds are not
   positive: 90% of a negative number is above it). Speedup = scratch's steps / finetune's (the paper: 17x on
   average).
+- Schedules, per model x dataset x norm x multiple of the scratch runs: the gap = scratch's log odds minus
+  fine-tuning's at the same multiple (the schedule study's own finetune run; without one, the main study's
+  fine-tuning at 1x, stated in `reference`). Summary per norm, multiple and training-set size group (fewer than
+  10,000 training examples, or at least: the paper's split): mean gap and its standard error over model x dataset.
 """
 
 from __future__ import annotations
@@ -102,3 +106,41 @@ def convergence(table: pd.DataFrame) -> pd.DataFrame:
             speedups.append({"model": model, "dataset": dataset, "mode": "scratch/finetune", "speedup": ratio,
                              "note": "" if np.isfinite(ratio) else "a mode has no steps_to_90"})
     return pd.concat([frame, pd.DataFrame(speedups)], ignore_index=True) if speedups else frame
+
+
+SIZE_SPLIT = 10_000  # training examples: the paper's split of small and large datasets
+
+
+def schedule_gaps(table: pd.DataFrame) -> pd.DataFrame:
+    """Per scratch run of the schedule study: its log odds, fine-tuning's reference log odds and the gap (module
+    docstring), with the dataset's training-set size and its size group."""
+    rows = table[table["study"] == "schedules"] if "study" in table else table.iloc[:0]
+    missing = [c for c in ("schedule", "norm") if c not in table.columns]
+    if missing:
+        raise TableError(f"results table lacks the schedules column(s) {missing}")
+    rows = rows.assign(log_odds=logit(rows["value"]))
+    main = table[(table["study"].fillna("main") == "main") & (table["mode"] == "finetune")]
+    main = main.assign(log_odds=logit(main["value"])).set_index(["model", "dataset"])["log_odds"]
+    tuned = rows[rows["mode"] == "finetune"].set_index(["model", "dataset", "schedule"])["log_odds"]
+    out = []
+    for row in rows[rows["mode"] == "scratch"].itertuples():
+        if (row.model, row.dataset, row.schedule) in tuned.index:
+            reference, source = tuned[(row.model, row.dataset, row.schedule)], f"finetune at {row.schedule:g}x"
+        elif (row.model, row.dataset) in main.index:
+            reference, source = main[(row.model, row.dataset)], "finetune of the main study (1x)"
+        else:
+            reference, source = np.nan, "no fine-tuning run of this model and dataset"
+        out.append({"model": row.model, "dataset": row.dataset, "norm": row.norm, "schedule": row.schedule,
+                    "n_train": row.n_train, "size_group": f"n_train<{SIZE_SPLIT}" if row.n_train < SIZE_SPLIT
+                    else f"n_train>={SIZE_SPLIT}", "scratch_log_odds": row.log_odds, "finetune_log_odds": reference,
+                    "gap": row.log_odds - reference, "reference": source})
+    return pd.DataFrame(out, columns=["model", "dataset", "norm", "schedule", "n_train", "size_group",
+                                      "scratch_log_odds", "finetune_log_odds", "gap", "reference"])
+
+
+def schedule_summary(gaps: pd.DataFrame) -> pd.DataFrame:
+    """Per size group, norm and multiple: mean gap over model x dataset, its standard error (NaN for one), count."""
+    grouped = gaps.dropna(subset=["gap"]).groupby(["size_group", "norm", "schedule"], sort=True)["gap"]
+    out = grouped.agg(mean_gap="mean", n="count", sd="std").reset_index()
+    out["se"] = out["sd"] / np.sqrt(out["n"])
+    return out.drop(columns="sd")

@@ -2,7 +2,8 @@
 
 `finetune` starts from the model's pretrained weights; `scratch` builds the same architecture randomly initialized
 (optionally with another normalization layer, for any CNN timm or torchvision builds: GroupNorm or GN + weight
-standardization by module conversion, as in Rethinking ImageNet Pre-training and BiT). Both replace the classifier with a fresh head for the dataset's classes.
+standardization by module conversion, as in Rethinking ImageNet Pre-training and BiT). Both replace the classifier
+with a fresh head for the dataset's classes.
 
 A run on a training-set subset (the dataset-size sweep, transferbench.data.subsets) trains on its subset alone in
 both phases: the grid point is scored on val, the final fit (the chosen point, on the subset again) on test. Val is
