@@ -57,12 +57,18 @@ def write_mixed_folder(root, seed=0):
     return root
 
 
-def test_each_image_is_stored_in_its_smallest_form_within_twice_its_source(tmp_path):
+def mixed_cache(tmp_path):
+    """The mixed folder's dataset and split, and its image cache (48 px, bicubic) at tmp_path/images.h5."""
     dataset = DatasetSpec("mixed", "imagefolder", "top1", root=str(write_mixed_folder(tmp_path / "mixed")),
                           val_fraction=0.0)
     split = make_split(dataset, seed=0)
     split.save(tmp_path / "split.json")
     write_image_cache(dataset, tmp_path / "split.json", 48, "bicubic", tmp_path / "images.h5")
+    return dataset, split
+
+
+def test_each_image_is_stored_in_its_smallest_form_within_twice_its_source(tmp_path):
+    dataset, split = mixed_cache(tmp_path)
     with h5py.File(tmp_path / "images.h5") as h5:
         counts = {form: int(h5.attrs[f"images_{form}"]) for form in ("jpeg", "source", "raw")}
         assert counts == {"jpeg": 9, "source": 9, "raw": 9}  # photographs, thumbnails, noise
@@ -113,11 +119,7 @@ def test_training_from_the_cache_in_workers_equals_training_in_memory(tmp_path):
 
     from .test_training import SETTINGS
 
-    dataset = DatasetSpec("mixed", "imagefolder", "top1", root=str(write_mixed_folder(tmp_path / "mixed")),
-                          val_fraction=0.0)
-    split = make_split(dataset, seed=0)
-    split.save(tmp_path / "split.json")
-    write_image_cache(dataset, tmp_path / "split.json", 48, "bicubic", tmp_path / "images.h5")
+    _, split = mixed_cache(tmp_path)
     train, test = (CachedImages(tmp_path / "images.h5", split, name) for name in ("train", "test"))
     (_, train_labels), (_, test_labels) = split.select("train"), split.select("test")
     outputs = []
