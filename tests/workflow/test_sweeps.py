@@ -162,7 +162,7 @@ def test_schedule_study_rows_gaps_and_figure(sweeps_run):
     assert "groupnorm_ws:" in log and "BatchNorm -> GroupNorm" in log  # converted, as for any CNN
     gaps = pd.read_csv(workdir / "results/stats/schedule_gaps.csv")
     assert len(gaps) == 4 and set(gaps["reference"]) == {"finetune at 1x", "finetune at 2x"}
-    assert (gaps["gap"] == gaps["scratch_log_odds"] - gaps["finetune_log_odds"]).all()
+    assert np.allclose(gaps["gap"], gaps["scratch_log_odds"] - gaps["finetune_log_odds"])
     summary = pd.read_csv(workdir / "results/stats/schedule_summary.csv")
     assert set(summary["size_group"]) == {"n_train<10000"} and len(summary) == 4
     for ext in ("pdf", "png"):
