@@ -20,6 +20,7 @@ from transferbench.analysis.figures import (
     model_styles,
     save_figure,
 )
+from transferbench.analysis.sweeps import SIZE_SPLIT
 
 MODES = ("linear", "finetune", "scratch")
 
@@ -138,7 +139,7 @@ def plot_schedules(summary: pd.DataFrame, out_pdf, out_png) -> None:
             multiples = sorted(summary["schedule"].unique())
             ax.set_xticks(multiples, [f"{m:g}x" for m in multiples])
             ax.minorticks_off()
-            ax.set_title(group.replace("n_train", "training examples ").replace("<", "< ").replace(">=", ">= "))
+            ax.set_title(f"{'at least' if '>=' in group else 'fewer than'} {SIZE_SPLIT:,} training examples")
             ax.set_xlabel("Schedule (multiple of the base steps)")
             ax.grid(alpha=0.3, lw=0.4)
         axes[0][0].set_ylabel("Scratch - fine-tuned (log odds)")
