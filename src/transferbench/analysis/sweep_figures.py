@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -72,9 +73,11 @@ def plot_dataset_size(summary: pd.DataFrame, out_pdf, out_png) -> None:
                 ax.errorbar(line["examples_per_class"], 100 * line["mean"], yerr=100 * line["se"].fillna(0),
                             color=colours[mode], marker=styles[model][1], ms=3, lw=1.0, capsize=1.5, elinewidth=0.6)
             _label_panel(ax, dataset, "Examples per class", part["metric"].iloc[0], base=2)
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))  # 1, 2, 4 ...
             totals = part.groupby("examples_per_class")["n_train"].mean()
             top = ax.secondary_xaxis("top")
             top.set_xticks(totals.index.to_numpy(dtype=float), [f"{t:,.0f}" for t in totals])
+            top.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # (the log scale's would be labelled)
             top.tick_params(labelsize=5, rotation=45)
             top.set_xlabel("Training examples", fontsize=6)
         fig.tight_layout()
@@ -95,6 +98,7 @@ def plot_convergence(table: pd.DataFrame, convergence: pd.DataFrame, out_pdf, ou
     models = sorted(rows["model"].unique())
     styles, colours = model_styles(models), mode_colours()
     per_mode = convergence[convergence["mode"].isin(MODES)]
+    marked = False
     with plt.rc_context(STYLE):
         fig, axes = _panels(len(datasets))
         for ax, dataset in zip(axes, datasets):
@@ -107,12 +111,19 @@ def plot_convergence(table: pd.DataFrame, convergence: pd.DataFrame, out_pdf, ou
                 if len(mark) and np.isfinite(mark["threshold_log_odds"].iloc[0]):
                     level = 100 / (1 + np.exp(-mark["threshold_log_odds"].iloc[0]))
                     ax.axhline(level, color=colours[mode], lw=0.6, ls="--")
+                    marked = True
                     if np.isfinite(mark["steps_to_90"].iloc[0]):
                         ax.axvline(mark["steps_to_90"].iloc[0], color=colours[mode], lw=0.6, ls=":")
             _label_panel(ax, dataset, "Training steps", part["metric"].iloc[0], base=10)
+            budgets = sorted(part["steps"].unique())
+            if len(budgets) <= 8:  # each budget labelled, in plain numbers
+                ax.set_xticks(budgets, [f"{int(b):,}" for b in budgets])
+            else:
+                ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         fig.tight_layout()
         keys = [Line2D([], [], color="0.3", lw=0.6, ls="--", label="90% of the best log odds"),
-                Line2D([], [], color="0.3", lw=0.6, ls=":", label="first budget reaching it")]
+                Line2D([], [], color="0.3", lw=0.6, ls=":", label="first budget reaching it")] if marked else []
         _legends_below(fig, (_handles([m for m in MODES if m in set(rows["mode"])], models, styles, colours, keys),
                              3))
         save_figure(fig, out_pdf, out_png)
