@@ -61,3 +61,18 @@ def test_one_dataset_gives_no_test_and_says_why_and_missing_tags_are_named(tmp_p
                       step_tests(table, "architecture", "setting", ORDER), "architecture", "setting", ORDER,
                       tmp_path / "f.pdf", tmp_path / "f.png")
     assert (tmp_path / "f.png").stat().st_size > 1000
+
+
+def test_numeric_settings_survive_the_tables_csv_round_trip(tmp_path):
+    table = ablation_table().replace({"setting": {"C1": 1, "C2": 2, "C3": 3}})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    read_back = pd.read_csv(tmp_path / "t.csv")  # the untagged row turns the column to floats: 1.0, 2.0, 3.0
+    assert read_back["setting"].dtype == float
+    steps = step_tests(read_back, "architecture", "setting", [1, 2, 3])
+    assert list(steps["from"]) == ["1", "2", "1", "2"] and steps["p"].notna().all()
+    means = setting_means(read_back, "architecture", "setting", [1, 2, 3])
+    means.to_csv(tmp_path / "m.csv", index=False)
+    steps.to_csv(tmp_path / "s.csv", index=False)
+    plot_regularizers(pd.read_csv(tmp_path / "m.csv"), pd.read_csv(tmp_path / "s.csv"), "architecture", "setting",
+                      [1, 2, 3], tmp_path / "f.pdf", tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 1000

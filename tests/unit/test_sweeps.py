@@ -258,12 +258,19 @@ def test_schedule_runs_settings_and_gaps():
              "norm": norm, "n_train": 500} for mode, m, norm, value in (
         ("finetune", 1, "batchnorm", 0.8), ("finetune", 2, "batchnorm", 0.9), ("scratch", 1, "groupnorm", 0.5),
         ("scratch", 4, "groupnorm", 0.7))]
-    rows.append({"model": "a", "dataset": "d1", "mode": "finetune", "value": 0.6, "study": "main", "n_train": 500})
-    gaps = sweep_stats.schedule_gaps(pd.DataFrame(rows)).set_index("schedule")
+    rows += [{"model": m, "dataset": "d1", "mode": "finetune", "value": 0.6, "study": "main", "n_train": 500}
+             for m in ("a", "b")]
+    rows.append({"model": "b", "dataset": "d1", "mode": "scratch", "value": 0.7, "study": "schedules", "schedule": 4,
+                 "norm": "groupnorm", "n_train": 500})
+    gaps = sweep_stats.schedule_gaps(pd.DataFrame(rows)).set_index(["model", "schedule"])
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731
-    assert gaps.loc[1, "gap"] == pytest.approx(logit(0.5) - logit(0.8)) and gaps.loc[1, "reference"] == "finetune at 1x"
-    assert gaps.loc[4, "gap"] == pytest.approx(logit(0.7) - logit(0.6))  # no finetune at 4x: the main study's
-    assert gaps.loc[4, "reference"] == "finetune of the main study (1x)"
+    assert gaps.loc[("a", 1), "gap"] == pytest.approx(logit(0.5) - logit(0.8))
+    assert gaps.loc[("a", 1), "reference"] == "finetune at 1x"
+    # a fine-tuned at 1x and 2x by the study, not at 4x: no gap (not mixed with the main study's 1x)
+    assert np.isnan(gaps.loc[("a", 4), "gap"]) and "no finetune at 4x" in gaps.loc[("a", 4), "reference"]
+    # b not fine-tuned by the study at all: the main study's fine-tuning is its one reference
+    assert gaps.loc[("b", 4), "gap"] == pytest.approx(logit(0.7) - logit(0.6))
+    assert gaps.loc[("b", 4), "reference"] == "finetune of the main study (1x)"
     assert (gaps["size_group"] == "n_train<10000").all()
     summary = sweep_stats.schedule_summary(gaps.reset_index())
     assert len(summary) == 2 and summary["se"].isna().all() and (summary["n"] == 1).all()

@@ -35,7 +35,7 @@ def step_tests(table: pd.DataFrame, group_tag: str, setting_tag: str, order: lis
     out = []
     for (mode, group), part in rows.groupby(["mode", group_tag], observed=True):
         wide = part.pivot_table(index="dataset", columns=setting_tag, values="log_odds", observed=True)
-        present = [s for s in order if s in wide.columns]
+        present = [s for s in map(setting_label, order) if s in wide.columns]
         for before, after in zip(present, present[1:]):
             diff = (wide[after] - wide[before]).dropna().to_numpy()
             row = {"mode": mode, group_tag: group, "from": before, "to": after, "n_datasets": len(diff),
@@ -56,15 +56,25 @@ def step_tests(table: pd.DataFrame, group_tag: str, setting_tag: str, order: lis
                                       "ci_high", "t", "p", "cohens_dz", "note"])
 
 
+def setting_label(value) -> str:
+    """A setting as text, the same whether it came from the config (1, 'C1') or back from a CSV (1.0)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _tagged(table: pd.DataFrame, group_tag: str, setting_tag: str, order: list) -> pd.DataFrame:
-    """The rows of models carrying both tags with a setting in `order` (as an ordered category), with log odds."""
+    """The rows of models carrying both tags with a setting in `order` (as an ordered category of setting_label
+    texts), with log odds."""
     for tag in (group_tag, setting_tag):
         if tag not in table.columns:
             raise ValueError(f"the results table has no column {tag!r}: give the ablation's models the tags "
                              f"{group_tag!r} and {setting_tag!r} (config models.<name>.tags)")
+    labels = [setting_label(s) for s in order]
     rows = table.dropna(subset=[group_tag, setting_tag])
-    rows = rows[rows[setting_tag].astype(str).isin([str(s) for s in order])]
+    rows = rows.assign(**{setting_tag: rows[setting_tag].map(setting_label)})
+    rows = rows[rows[setting_tag].isin(labels)]
     if rows.empty:
-        raise ValueError(f"no model has a {setting_tag!r} tag among {list(order)}")
-    setting = pd.Categorical(rows[setting_tag].astype(str), categories=[str(s) for s in order], ordered=True)
+        raise ValueError(f"no model has a {setting_tag!r} tag among {labels}")
+    setting = pd.Categorical(rows[setting_tag], categories=labels, ordered=True)
     return rows.assign(**{setting_tag: setting, "log_odds": logit(rows["value"])})

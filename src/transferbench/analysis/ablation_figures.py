@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from transferbench.analysis.ablation import setting_label
 from transferbench.analysis.figures import DOUBLE_COLUMN, MODE_TITLES, STYLE, _legends_below, save_figure
 
 
@@ -18,22 +19,23 @@ def plot_regularizers(means: pd.DataFrame, steps: pd.DataFrame, group_tag: str, 
     modes = [m for m in MODE_TITLES if m in set(means["mode"])]
     groups = sorted(means[group_tag].unique(), key=str)
     palette = dict(zip(groups, sns.color_palette("colorblind", len(groups))))
-    settings = [str(s) for s in order]
+    settings = [setting_label(s) for s in order]
+    means = means.assign(**{setting_tag: means[setting_tag].map(setting_label)})
+    steps = steps.assign(**{c: steps[c].map(setting_label) for c in ("from", "to")})
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, len(modes), figsize=(DOUBLE_COLUMN, 2.6), squeeze=False)
         for ax, mode in zip(axes[0], modes):
             for group in groups:
                 part = means[(means["mode"] == mode) & (means[group_tag] == group)]
-                x = [settings.index(str(s)) for s in part[setting_tag]]
+                x = [settings.index(s) for s in part[setting_tag]]
                 ax.plot(x, part["mean_log_odds"], "o-", color=palette[group], ms=3.5, lw=1)
                 for xi, (_, row) in zip(x, part.iterrows()):
                     ax.annotate(f"{row['imagenet_top1']:.1f}", (xi, row["mean_log_odds"]), textcoords="offset points",
                                 xytext=(0, -9), ha="center", fontsize=5.5, color=palette[group])
                 significant = steps[(steps["mode"] == mode) & (steps[group_tag] == group) & (steps["p"] < 0.05)]
                 for _, step in significant.iterrows():
-                    xm = (settings.index(str(step["from"])) + settings.index(str(step["to"]))) / 2
-                    ym = part.set_index(part[setting_tag].astype(str))["mean_log_odds"].reindex(
-                        [str(step["from"]), str(step["to"])]).mean()
+                    xm = (settings.index(step["from"]) + settings.index(step["to"])) / 2
+                    ym = part.set_index(setting_tag)["mean_log_odds"].reindex([step["from"], step["to"]]).mean()
                     ax.annotate("*", (xm, ym), textcoords="offset points", xytext=(0, 2), ha="center",
                                 color=palette[group])
             ax.set_xticks(range(len(settings)), settings)

@@ -13,9 +13,11 @@ Conventions (log odds as in transferbench.analysis.stats):
   positive: 90% of a negative number is above it). Speedup = scratch's steps / finetune's (the paper: 17x on
   average).
 - Schedules, per model x dataset x norm x multiple of the scratch runs: the gap = scratch's log odds minus
-  fine-tuning's at the same multiple (the schedule study's own finetune run; without one, the main study's
-  fine-tuning at 1x, stated in `reference`). Summary per norm, multiple and training-set size group (fewer than
-  10,000 training examples, or at least: the paper's split): mean gap and its standard error over model x dataset.
+  fine-tuning's at the same multiple (the schedule study's own finetune run; where the study fine-tunes this model
+  and dataset at other multiples only, no gap; where it does not fine-tune them at all, the main study's fine-tuning
+  at 1x: one reference per model and dataset, stated in `reference`). Summary per norm, multiple and training-set
+  size group (fewer than 10,000 training examples, or at least: the paper's split): mean gap and its standard error
+  over model x dataset.
 """
 
 from __future__ import annotations
@@ -122,10 +124,13 @@ def schedule_gaps(table: pd.DataFrame) -> pd.DataFrame:
     main = table[(table["study"].fillna("main") == "main") & (table["mode"] == "finetune")]
     main = main.assign(log_odds=logit(main["value"])).set_index(["model", "dataset"])["log_odds"]
     tuned = rows[rows["mode"] == "finetune"].set_index(["model", "dataset", "schedule"])["log_odds"]
+    studied = set(zip(rows.loc[rows["mode"] == "finetune", "model"], rows.loc[rows["mode"] == "finetune", "dataset"]))
     out = []
     for row in rows[rows["mode"] == "scratch"].itertuples():
         if (row.model, row.dataset, row.schedule) in tuned.index:
             reference, source = tuned[(row.model, row.dataset, row.schedule)], f"finetune at {row.schedule:g}x"
+        elif (row.model, row.dataset) in studied:  # never mixed with another reference in one summary point
+            reference, source = np.nan, f"no finetune at {row.schedule:g}x in the schedule study: no gap"
         elif (row.model, row.dataset) in main.index:
             reference, source = main[(row.model, row.dataset)], "finetune of the main study (1x)"
         else:
