@@ -106,6 +106,9 @@ def _cross_reference_problems(config: dict) -> list[str]:
         if dataset is not None and dataset not in config["datasets"]:
             problems.append(f"config key 'feature_space.tsne.dataset': {dataset!r} is not a dataset of the study; "
                             f"valid: {', '.join(config['datasets'])}")
+        elif dataset is None and all(d.get("metric") == "map_11point" for d in config["datasets"].values()):
+            problems.append("config key 'feature_space.tsne.dataset': every dataset of the study is multi-label; a "
+                            "t-SNE map is coloured by one class per image: add a single-label dataset")
         elif dataset is not None and config["datasets"][dataset].get("metric") == "map_11point":
             problems.append(f"config key 'feature_space.tsne.dataset': {dataset!r} is multi-label; a t-SNE map is "
                             "coloured by one class per image: choose a single-label dataset")

@@ -466,19 +466,18 @@ def footprint_plan():
         for r in SWEEP_RUNS
         if r.mode != "linear"
     ]
-    if UPSTREAM_MODELS:
-        upstream = upstream_settings(config)
-        groups += [
-            dict(
-                model=m,
-                dataset="upstream",
-                mode="upstream pretraining",
-                jobs=1,
-                steps=total_steps(upstream),
-                batch_size=upstream["batch_size"],
-            )
-            for m in UPSTREAM_MODELS
-        ]
+    groups += [
+        dict(
+            model=m,
+            dataset="upstream",
+            mode="upstream pretraining",
+            jobs=1,
+            steps=total_steps(upstream),
+            batch_size=upstream["batch_size"],
+        )
+        for m in UPSTREAM_MODELS
+        for upstream in [upstream_settings(config, m)]  # the model's own settings over the shared ones
+    ]
     caches = {(d, *image_cache_key(m)) for m in MODELS for d in DATASETS}
     return {
         "models": {m: config["models"][m] for m in MODELS},

@@ -16,7 +16,8 @@ with job_context(snakemake):
     for model, features_file in zip(snakemake.params.models, snakemake.input.features):
         with h5py.File(features_file, "r") as h5:
             features, labels = h5[split_name]["features"][:], h5[split_name]["labels"][:]
-        embeddings[model] = tsne_embedding(features, labels, tsne["classes"], tsne["seed"], tsne["max_per_class"])
+        classes = min(tsne["classes"], len(set(labels.tolist())))  # a dataset with fewer classes: all of them
+        embeddings[model] = tsne_embedding(features, labels, classes, tsne["seed"], tsne["max_per_class"])
         titles[model] = f"{model}: top-1 {top1[model]:.1f}%, R² {space[(model, dataset)]:.2f}"
     classes = Split.load(snakemake.input.split).classes
     plot_tsne(embeddings, snakemake.output.pdf, snakemake.output.png,

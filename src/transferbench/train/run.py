@@ -88,7 +88,8 @@ def run_training(mode: str, model_spec: ModelSpec, dataset_spec: DatasetSpec, sp
     if predictions_out is not None:
         if result.outputs is None:
             raise RuntimeError(f"the final {mode} fit of {spec.name} on {dataset_spec.name} diverged at lr {lr}; "
-                               "no test predictions (selection chose a point that diverged on train+val)")
+                               "no test predictions (the chosen grid point, or a grid's only point, diverged on "
+                               "train+val: lower its learning rate)")
         save_predictions(predictions_out, eval_labels, result.outputs)
     write_json(out_json, summary)
     return summary
