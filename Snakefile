@@ -1,8 +1,9 @@
 # transferbench: do better ImageNet models transfer better? (Kornblith, Shlens & Le, CVPR 2019)
 # Default: the offline demo study (config/config.yaml). The paper: --configfile config/paper.yaml.
 # Stages, in data-flow order, one rules file in workflow/rules/ and one subpackage of src/transferbench/ each:
-# data -> models (measured ImageNet top-1) -> features -> probe (the linear mode) | train (upstream pretraining,
-# finetune, scratch) -> analysis; prefetch (run where there is internet) fetches hub weights and the paper's datasets.
+# data -> models (measured ImageNet top-1) -> features -> probe (the linear and knn modes) | train (upstream
+# pretraining, finetune, scratch) -> analysis; prefetch (run where there is internet) fetches hub weights and the paper's
+# datasets; footprint projects a study's disk and GPU-hours.
 
 import os
 import sys

@@ -8,7 +8,7 @@ benchmarks/cache_footprint.py; originals smaller than that, such as CIFAR's 32 p
 their raw pixels where the dataset states its image side), and
 images per GPU-second for training (forward + backward) and for extraction (forward). One rate for every model is an
 average: a MobileNet runs several times faster than NASNet-A Large; state your GPU's and your models' rates. The
-linear probes run on CPU and are not counted.
+probes (linear and knn) run on CPU and are not counted.
 """
 
 from __future__ import annotations
