@@ -127,3 +127,10 @@ def test_feature_space_needs_a_probe_mode_and_names_of_the_study(demo):
     demo["feature_space"] = {"enabled": True, "tsne": {"models": ["nope"], "dataset": "digits"}}
     with pytest.raises(ConfigError, match=r"(?s)add mode linear or knn.*tsne\.models': 'nope' is not a model"):
         validate_config(demo)
+
+
+def test_tsne_needs_a_single_label_dataset(demo):
+    demo["datasets"] = {"voc": {"source": "voc2007"}}
+    demo["feature_space"] = {"enabled": True}
+    with pytest.raises(ConfigError, match="every dataset of the study is multi-label"):
+        validate_config(demo)
