@@ -155,6 +155,10 @@ def test_feature_space_figures_render(tmp_path):
     table = pd.DataFrame({"model": ["a", "b", "c"], "dataset": "d", "mode": "linear", "value": [0.6, 0.7, 0.8],
                           "imagenet_top1": [60.0, 70.0, 80.0]})
     plot_class_separation(space, table, tmp_path / "s.pdf", tmp_path / "s.png")
+    tagged = table.assign(architecture="w8", setting=[1.0, 2.0, 3.0])  # as read back from the results CSV
+    plot_class_separation(space, tagged, tmp_path / "a.pdf", tmp_path / "a.png",
+                          ablation={"group_tag": "architecture", "setting_tag": "setting", "order": [1, 2, 3]})
+    assert (tmp_path / "a.png").stat().st_size > (tmp_path / "s.png").stat().st_size  # the third panel
     features, labels = labelled_features()
     embedding = tsne_embedding(features, labels, classes=3, seed=0)
     plot_tsne({"a": embedding, "b": embedding}, tmp_path / "t.pdf", tmp_path / "t.png",

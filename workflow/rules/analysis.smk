@@ -163,6 +163,7 @@ if FEATURE_SPACE:
         params:
             upstream_label=UPSTREAM_LABEL,
             mode="linear" if "linear" in config["modes"] else "knn",
+            ablation=config["ablation"] if ABLATION else None,
         script:
             "../scripts/plot_class_separation.py"
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from transferbench.analysis.ablation import setting_label
 from transferbench.analysis.figures import (
     DOUBLE_COLUMN,
     STYLE,
@@ -22,21 +23,23 @@ from transferbench.analysis.stats import model_means
 
 
 def plot_class_separation(space: pd.DataFrame, table: pd.DataFrame, out_pdf, out_png,
-                          upstream_label: str = "ImageNet top-1 (%)", mode: str = "linear") -> None:
+                          upstream_label: str = "ImageNet top-1 (%)", mode: str = "linear",
+                          ablation: dict | None = None) -> None:
     """Left: each model's class separation (R^2 of Kornblith et al. 2021, mean over its single-label datasets)
-    against its upstream top-1. Right: the same against its mean transfer log odds in `mode` (the linear probe by
-    default). r with its bootstrap interval in each title, or why there is none."""
+    against its upstream top-1. Middle: the same against its mean transfer log odds in `mode` (the linear probe by
+    default). r with its bootstrap interval in each title, or why there is none. With `ablation` (the config's
+    section: group_tag, setting_tag, order), a third panel: class separation against the upstream setting, a line
+    per architecture."""
     separation = space.dropna(subset=["class_separation"]).groupby("model")["class_separation"].mean()
     top1 = table.groupby("model")["imagenet_top1"].first().reindex(separation.index)
     transfer = model_means(table[table["mode"] == mode]).set_index("model")["mean_log_odds"].reindex(separation.index)
     styles = model_styles(table["model"].unique())
     n_datasets = space.dropna(subset=["class_separation"])["dataset"].nunique()
+    label = f"Class separation R² (mean of {n_datasets} datasets)"
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, 2, figsize=(DOUBLE_COLUMN, 2.5))
-        for ax, x, y, xlabel, ylabel in (
-                (axes[0], top1, separation, upstream_label, f"Class separation R² (mean of {n_datasets} datasets)"),
-                (axes[1], separation, transfer, f"Class separation R² (mean of {n_datasets} datasets)",
-                 f"Mean transfer log odds ({mode})")):
+        fig, axes = plt.subplots(1, 3 if ablation else 2, figsize=(DOUBLE_COLUMN, 2.5))
+        for ax, x, y, xlabel, ylabel in ((axes[0], top1, separation, upstream_label, label),
+                                         (axes[1], separation, transfer, label, f"Mean transfer log odds ({mode})")):
             for model in separation.index:
                 colour, marker = styles[model]
                 ax.plot(x[model], y[model], marker, color=colour, ms=4)
@@ -45,9 +48,30 @@ def plot_class_separation(space: pd.DataFrame, table: pd.DataFrame, out_pdf, out
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3, lw=0.4)
+        if ablation:
+            _separation_by_setting(axes[2], separation, table, ablation, label)
         fig.tight_layout()
         _legends_below(fig, (model_handles(table[table["model"].isin(separation.index)], styles, ms=4), 8))
         save_figure(fig, out_pdf, out_png)
+
+
+def _separation_by_setting(ax, separation: pd.Series, table: pd.DataFrame, ablation: dict, label: str) -> None:
+    """Class separation against the upstream setting (in the ablation's order), a grey line per architecture."""
+    group, setting = ablation["group_tag"], ablation["setting_tag"]
+    order = [setting_label(s) for s in ablation["order"]]
+    tags = table.dropna(subset=[group, setting]).groupby("model")[[group, setting]].first()
+    tags[setting] = tags[setting].map(setting_label)
+    tags = tags[tags[setting].isin(order)].join(separation.rename("separation"), how="inner")
+    for architecture, part in tags.groupby(group):
+        part = part.assign(x=part[setting].map(order.index)).sort_values("x")
+        ax.plot(part["x"], part["separation"], "-", color="0.6", lw=0.8)
+        ax.annotate(str(architecture), (part["x"].iloc[-1], part["separation"].iloc[-1]), fontsize=5,
+                    xytext=(3, 0), textcoords="offset points", va="center")
+    ax.set_xticks(range(len(order)), order)
+    ax.set_xlabel(f"Upstream setting ({setting})")
+    ax.set_ylabel(label)
+    ax.set_title("Against the upstream setting")
+    ax.grid(alpha=0.3, lw=0.4)
 
 
 def plot_tsne(embeddings: dict, out_pdf, out_png, class_names=None, titles: dict | None = None) -> None:
