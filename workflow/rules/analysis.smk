@@ -225,6 +225,6 @@ if ABLATION:
             CONDA_ENV
         params:
             ablation=config["ablation"],
-            upstream_label=UPSTREAM_LABEL.replace(" (%)", ""),
+            upstream_label=UPSTREAM_LABEL.replace(" (%)", "").lower(),
         script:
             "../scripts/plot_regularizers.py"
