@@ -47,8 +47,9 @@ def plot_regularizers(means: pd.DataFrame, steps: pd.DataFrame, group_tag: str, 
         fig.tight_layout()
         handles = [matplotlib.lines.Line2D([], [], marker="o", ms=3.5, lw=1, color=palette[g], label=str(g))
                    for g in groups]
+        top1 = upstream_label.replace("imagenet", "ImageNet")
         key = [matplotlib.lines.Line2D([], [], ls="none", marker="$1.0$", ms=6, color="0.3",
-                                       label=f"number under a point: its {upstream_label.replace('imagenet', 'ImageNet')} (%)"),
+                                       label=f"number under a point: its {top1} (%)"),
                matplotlib.lines.Line2D([], [], ls="none", marker="$*$", ms=5, color="0.3",
                                        label="step with paired p < 0.05 over datasets")]
         _legends_below(fig, (handles, 6), (key, 2))
