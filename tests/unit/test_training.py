@@ -184,3 +184,47 @@ def test_scratch_converts_any_cnn_to_groupnorm_and_trains_it_without_the_bn_mome
                               settings, 0.05, 1e-5, "top1", 0, torch.device("cpu"))
     assert not result.diverged and result.steps == 3
     assert any(not torch.equal(p, before[n]) for n, p in model.named_parameters() if n in before)
+
+
+BIT_LIKE = {**SETTINGS, "schedule": "steps", "warmup_steps": 3, "decay_steps": [6, 9], "mixup_alpha": 0.1,
+            "nesterov": False}
+
+
+def test_learning_rate_schedules_cosine_by_default_and_bit_steps_with_warmup():
+    from transferbench.train.hyperrule import hyperrule, learning_rate
+    from transferbench.train.loop import lr_factor
+
+    assert [lr_factor(SETTINGS, 12, s) for s in (0, 6, 12)] == pytest.approx([1.0, 0.5, 0.0])  # the paper's cosine
+    assert [lr_factor(BIT_LIKE, 12, s) for s in (0, 1, 3, 5, 6, 9, 11)] == pytest.approx(
+        [0, 1 / 3, 1, 1, 0.1, 0.01, 0.01])
+    rule = hyperrule(1_000, (32, 32))  # the settings BiT-HyperRule gives reproduce its learning rate at every step
+    settings = {"schedule": "steps", "warmup_steps": rule.warmup, "decay_steps": list(rule.decays)}
+    assert all(rule.base_lr * lr_factor(settings, rule.steps, s) == pytest.approx(learning_rate(rule, s))
+               for s in range(rule.steps))
+
+
+def test_mixup_draws_depend_on_seed_and_step_and_blend_images():
+    from transferbench.train.loop import mixup
+
+    a, b = mixup(0.1, 3, 5, 8), mixup(0.1, 3, 5, 8)
+    assert a.weight == b.weight and torch.equal(a.partner, b.partner) and mixup(0.0, 3, 5, 8) is None
+    assert mixup(0.1, 3, 6, 8).weight != a.weight
+    batch = torch.arange(8, dtype=torch.float32).view(8, 1, 1, 1)
+    mixed = a.images(batch)
+    assert torch.allclose(mixed, a.weight * batch + (1 - a.weight) * batch[a.partner])
+
+
+def test_training_with_mixup_and_the_steps_schedule_is_deterministic_and_resumes(tmp_path):
+    reference = run(settings=BIT_LIKE)
+    assert not reference.diverged and reference.steps == 12
+    np.testing.assert_array_equal(run(settings=BIT_LIKE).outputs, reference.outputs)
+    ckpt, calls = tmp_path / "job.ckpt", {"n": 0}
+
+    def sigterm_at_step_7():
+        calls["n"] += 1
+        if calls["n"] == 7:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(Preempted):
+        run(ckpt, hook=sigterm_at_step_7, settings=BIT_LIKE)
+    np.testing.assert_array_equal(run(ckpt, settings=BIT_LIKE).outputs, reference.outputs)

@@ -1,6 +1,7 @@
 """The SGD training loop of the fine-tune and from-scratch modes (and of the demo's upstream pretraining).
 
-Protocol (Kornblith et al. 2019): SGD with Nesterov momentum, cosine decay to zero with no warm-up, batch 256,
+Protocol (Kornblith et al. 2019; options for BiT-HyperRule: a `steps` schedule with warm-up, MixUp): SGD with
+Nesterov momentum, cosine decay to zero with no warm-up, batch 256,
 random-resized-crop + flip, BN momentum max(1 - 10/steps_per_epoch, 0.9) in TensorFlow's convention (PyTorch's
 `momentum` is one minus that). Weight decay convention: with `weight_decay_divided_by_lr`, the grid value is the
 decay per step and SGD gets value / lr (SimCLR's appendix).
@@ -66,6 +67,38 @@ def bn_momentum(steps_per_epoch: float) -> float:
 
 def total_steps(settings: dict) -> int:
     return max(1, round(settings["steps"] * settings.get("schedule_multiplier", 1)))
+
+
+def lr_factor(settings: dict, steps: int, step: int) -> float:
+    """The learning rate of `step` as a fraction of the grid's: a linear warm-up over `warmup_steps` (default 0),
+    then the schedule: `cosine` (the paper's, the default: decay to zero at `steps`) or `steps` (divided by 10 at each
+    of `decay_steps`, BiT-HyperRule's)."""
+    warmup = settings.get("warmup_steps", 0)
+    if step < warmup:
+        return step / warmup
+    if settings.get("schedule", "cosine") == "steps":
+        return 0.1 ** sum(step >= d for d in settings.get("decay_steps", []))
+    return 0.5 * (1 + math.cos(math.pi * step / steps))
+
+
+@dataclass(frozen=True)
+class Mixup:
+    """One step's MixUp (Zhang et al. 2018): each image blended with its `partner`'s, `weight` of its own."""
+
+    weight: float
+    partner: torch.Tensor
+
+    def images(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch.mul(self.weight).add_(batch[self.partner], alpha=1 - self.weight)
+
+
+def mixup(alpha: float, seed: int, step: int, n: int) -> Mixup | None:
+    """The MixUp of one step (None at alpha 0): weight ~ Beta(alpha, alpha) and a permutation of the batch, drawn
+    from (seed, step) alone, so a resumed job replays it."""
+    if not alpha:
+        return None
+    rng = np.random.default_rng(derive_seed(seed, "mixup", step))
+    return Mixup(float(rng.beta(alpha, alpha)), torch.as_tensor(rng.permutation(n)))
 
 
 def sgd_weight_decay(lr: float, weight_decay: float, divided_by_lr: bool) -> float:
@@ -169,7 +202,7 @@ def train_classifier(model: nn.Module, train_images: torch.Tensor, train_labels:
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=settings["momentum"],
                                 nesterov=settings["nesterov"] and settings["momentum"] > 0,
                                 weight_decay=sgd_weight_decay(lr, weight_decay, settings["weight_decay_divided_by_lr"]))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, settings, steps))
     labels = torch.as_tensor(train_labels)
     state = {"step": 0, "curve": [], "wall_time_s": 0.0}
     checkpoint = Path(checkpoint) if checkpoint else None
@@ -207,8 +240,17 @@ def train_classifier(model: nn.Module, train_images: torch.Tensor, train_labels:
             step = state["step"]
             index, images = next(batches)
             inputs = preprocessing.training(images, settings["crop_scale"], settings["flip"], seed, step)
+            targets = labels[index]
+            mix = mixup(settings.get("mixup_alpha", 0.0), seed, step, len(index))
+            if mix is not None:
+                inputs = mix.images(inputs)
             with autocast(device):
-                loss = training_loss(model(to_device(inputs, device)), labels[index].to(device), settings)
+                outputs = model(to_device(inputs, device))
+                if mix is None:
+                    loss = training_loss(outputs, targets.to(device), settings)
+                else:  # the loss is linear in the target: mixing the losses mixes the targets
+                    loss = mix.weight * training_loss(outputs, targets.to(device), settings) + (1 - mix.weight) * \
+                        training_loss(outputs, targets[mix.partner].to(device), settings)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 log.warning("loss is %s at step %d: run diverged", loss_value, step)
