@@ -175,8 +175,8 @@ def test_a_changed_preprocessing_reruns_the_models_jobs_only_and_looking_changes
     jobs = dry_run_jobs(workdir)
     assert {wc.get("model") for rule, wc in jobs if rule not in AGGREGATES} == {"narrow"}
     assert {rule for rule, _ in jobs} - AGGREGATES == {
-        "extract_features", "train_grid_point", "train_final",  # the jobs that read the preprocessing
-        "fit_linear_probe", "select_grid_point"}  # and those that read their outputs
+        "extract_features", "train_final",  # the jobs that read the preprocessing (a one-point grid: no grid job)
+        "fit_linear_probe"}  # and those that read their outputs (the one-point selection reads none)
 
     features = workdir / "results/features"
     shutil.copy2(features / "cnn/digits.h5", features / "narrow/digits.h5")  # stale: made for another model
