@@ -1,5 +1,6 @@
 from pathlib import Path
 
+from transferbench.atomic import atomic_path
 from transferbench.footprint import TrainingJobs, project, summary
 from transferbench.models.spec import ModelSpec, feature_width
 from transferbench.workflow import job_context
@@ -11,7 +12,9 @@ with job_context(snakemake):
     table = project(plan["dataset_images"], [tuple(c) for c in plan["caches"]], pairs, widths,
                     plan["bytes_per_feature"], [TrainingJobs(**g) for g in plan["training"]], plan["rates"],
                     plan["imagenet_val_models"], plan["image_sides"])
-    table.to_csv(snakemake.output.table, index=False)
     text = summary(table, [d for d, n in plan["dataset_images"].items() if n is None])
-    Path(snakemake.output.summary).write_text(text + "\n")
+    with atomic_path(snakemake.output.table) as tmp:  # as every other output: complete or absent
+        table.to_csv(tmp, index=False)
+    with atomic_path(snakemake.output.summary) as tmp:
+        Path(tmp).write_text(text + "\n")
     print(text, flush=True)
