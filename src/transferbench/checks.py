@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transferbench.analysis.results import COLUMNS, OPTIONAL, SWEEP_COLUMNS
+from transferbench.analysis.results import COLUMNS, OPTIONAL, RUN_COLUMNS, SWEEP_COLUMNS
 from transferbench.config import SCHEMA, ConfigError, training_settings, validate_schema
 from transferbench.data.paper import PAPER_DATASETS
 from transferbench.hints import PREFETCH_HINT
 from transferbench.sweeps import sweep_problems
 
-TABLE_COLUMNS = set(COLUMNS + SWEEP_COLUMNS + OPTIONAL)  # the results table's own columns: tags may not take them
+# the results table's own columns: tags may not take them
+TABLE_COLUMNS = set(COLUMNS + SWEEP_COLUMNS + RUN_COLUMNS + OPTIONAL)
 
 
 def validate_config(config: dict, schema_path=SCHEMA, cross_references: bool = True) -> dict:
@@ -112,6 +113,18 @@ def _cross_reference_problems(config: dict) -> list[str]:
         elif dataset is not None and config["datasets"][dataset].get("metric") == "map_11point":
             problems.append(f"config key 'feature_space.tsne.dataset': {dataset!r} is multi-label; a t-SNE map is "
                             "coloured by one class per image: choose a single-label dataset")
+    if "bit" in config["modes"]:
+        from transferbench.train.bit import dataset_image_side
+
+        for model in config["bit"].get("models", []) + config["bit"]["largest_models"]:
+            if model not in config["models"]:
+                problems.append(f"config key 'bit': {model!r} is not a model of the study; valid: "
+                                f"{', '.join(config['models'])}")
+        for name, entry in config["datasets"].items():
+            try:
+                dataset_image_side(name, entry)
+            except ValueError as error:
+                problems.append(str(error))
     for mode in ("finetune", "scratch"):
         if mode in config["modes"]:
             for dataset in config["datasets"]:

@@ -73,4 +73,17 @@ def job_context(snakemake):
     except BaseException:
         log.error("job failed:\n%s", traceback.format_exc())
         raise
+    if getattr(sys.modules.get("__main__"), "snakemake", None) is snakemake:
+        _exit_without_teardown()
+
+
+def _exit_without_teardown() -> None:
+    """End a job whose work is done (its outputs written and closed: atomic renames) without the interpreter's
+    teardown, which after importing torch and timm takes 2-3 s of a small job's 10 (measured on 2 cores: `import
+    torch, timm` then exit, 9.6 s; then os._exit, 6.9 s). Only the job's own script (the `snakemake` object in
+    __main__) ends this way; logs and standard streams are flushed first."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 

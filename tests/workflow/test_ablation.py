@@ -1,6 +1,7 @@
 """The regularizer ablation demo (config/demo_ablation.yaml) end to end at a tiny size, through --configfile as the
 README runs it: both architectures under two of the five settings (C1 and C5: all four regularizers, none), the
-linear and kNN probes and fine-tuning on two datasets; one run feeds every assert."""
+linear and kNN probes and fine-tuning on two datasets (the demo's digits and a generated one, so that each step's
+paired test over datasets has an interval); one run feeds every assert."""
 
 import json
 
@@ -22,7 +23,8 @@ def tiny_ablation_config() -> dict:
     config["models"] = {name: {**entry, "resolution": 16} for name, entry in config["models"].items()
                         if entry["tags"]["setting"] in SETTINGS}
     config["datasets"]["digits"].update(test_fraction=0.5, val_fraction=0.3)
-    config["datasets"]["marks"]["generator"].update(train_per_class=6, test_per_class=4, size=16)
+    config["datasets"]["marks"] = {"source": "generated", "metric": "mean_per_class",  # a second dataset: paired tests
+                                   "generator": {"kind": "marks", "train_per_class": 6, "test_per_class": 4, "size": 16}}
     config["linear"] = {"num": 5, "wd_min": 1.0e-2, "wd_max": 1.0e2}
     config["finetune"].update(steps=4, batch_size=16, checkpoint_every=2)
     config["ablation"]["order"] = SETTINGS

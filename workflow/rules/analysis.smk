@@ -228,3 +228,39 @@ if ABLATION:
             upstream_label=UPSTREAM_LABEL.replace(" (%)", "").lower(),
         script:
             "../scripts/plot_regularizers.py"
+
+
+if BIT_COMPARED:
+
+    rule compare_bit_to_grid:
+        input:
+            table=PATHS.table,
+            runs=[f for pair in bit_grid_pairs() for f in pair["grid"] + [pair["final"], pair["bit"]]],
+        output:
+            comparison=report(
+                path(PATHS.stats, name="bit_vs_grid.csv"), caption="../report/bit_vs_grid.rst", category="Analysis"
+            ),
+            correlations=path(PATHS.stats, name="bit_vs_grid_correlations.csv"),
+        log:
+            "logs/compare_bit_to_grid.log",
+        conda:
+            CONDA_ENV
+        params:
+            pairs=bit_grid_pairs(),
+            seed=config["seed"],
+        script:
+            "../scripts/compare_bit_to_grid.py"
+
+    rule fig_bit_vs_grid:
+        input:
+            path(PATHS.stats, name="bit_vs_grid.csv"),
+        output:
+            **figure("fig_bit_vs_grid", "fig_bit_vs_grid.rst"),
+        log:
+            "logs/fig_bit_vs_grid.log",
+        conda:
+            CONDA_ENV
+        params:
+            upstream_label=UPSTREAM_LABEL,
+        script:
+            "../scripts/plot_bit_vs_grid.py"

@@ -17,6 +17,9 @@ CONDA_ENV = "../../envs/transferbench.yaml"  # for --software-deployment-method 
 MODELS = list(config["models"])
 DATASETS = list(config["datasets"])
 TRAIN_MODES = [m for m in config["modes"] if m in ("finetune", "scratch")]
+# The bit mode (BiT-HyperRule, transferbench.train.bit) runs for config bit.models (default: every model).
+BIT_MODELS = (config["bit"].get("models") or MODELS) if "bit" in config["modes"] else []
+BIT_COMPARED = bool(BIT_MODELS) and "finetune" in config["modes"]  # the rule's cost and accuracy against the grid's
 UPSTREAM_MODELS = [m for m, e in config["models"].items() if e.get("pretrained") == "upstream"]
 FIGURE_KINDS = ["fig2_correlation", "fig_per_dataset", "fig_modes_per_dataset", "fig_dataset_size"]
 if {"finetune", "scratch"} <= set(config["modes"]):
@@ -27,6 +30,8 @@ if FEATURE_SPACE:
 ABLATION = config["ablation"]["enabled"]
 if ABLATION:
     FIGURE_KINDS.append("fig3_regularizers")
+if BIT_COMPARED:
+    FIGURE_KINDS.append("fig_bit_vs_grid")
 UPSTREAM_LABEL = "Upstream top-1 (%)" if UPSTREAM_MODELS else "ImageNet top-1 (%)"
 SWEEP_RUNS = sweep_runs(config)  # the dataset-size and budget studies' runs (transferbench.sweeps)
 SWEEP_STUDIES = sorted({run.study for run in SWEEP_RUNS})
@@ -94,6 +99,11 @@ PATHS = SimpleNamespace(
     sweep_final_result="results/{study}/{mode}/{model}/{dataset}/{variant}/final.json",
     sweep_final_predictions="results/{study}/{mode}/{model}/{dataset}/{variant}/predictions.npz",
     sweep_final_checkpoint="results/{study}/{mode}/{model}/{dataset}/{variant}/final.ckpt",
+    bit_run="results/bit/{model}/{dataset}/run{run}.json",
+    bit_run_predictions="results/bit/{model}/{dataset}/run{run}.predictions.npz",
+    bit_run_checkpoint="results/bit/{model}/{dataset}/run{run}.ckpt",
+    bit_result="results/bit/{model}/{dataset}/final.json",
+    bit_predictions="results/bit/{model}/{dataset}/predictions.npz",
     table="results/tables/results.csv",
     few_shot="results/tables/few_shot.csv",
     latex="results/tables/results.tex",
@@ -130,6 +140,7 @@ wildcard_constraints:
     subset=r"n(?:\d+|all)-d\d+",
     variant=r"n(?:\d+|all)-d\d+|steps\d+|x\d+(?:\.\d+)?-(?:batchnorm|groupnorm|groupnorm_ws)",
     interpolation="bilinear|bicubic|nearest",
+    run=r"\d+",
 
 
 def model_entry(model):
@@ -178,6 +189,53 @@ def image_cache(wc):
     """The dataset's decoded images at this model's storage size and interpolation."""
     size, interpolation = image_cache_key(wc.model)
     return path(PATHS.images, dataset=wc.dataset, size=size, interpolation=interpolation)
+
+
+@cache
+def bit_image_side(dataset):
+    """The typical side of a dataset's images, which BiT-HyperRule's resolution depends on (transferbench.train.bit;
+    checked with the config)."""
+    from transferbench.train.bit import dataset_image_side
+
+    return dataset_image_side(dataset, config["datasets"][dataset])
+
+
+def bit_job_settings(model, dataset):
+    """A bit job's slice of the config: the rule's settings (without the model list), the dataset's image side and
+    whether the model gets the largest model's resolution (version paper)."""
+    bit = {k: v for k, v in config["bit"].items() if k not in ("models", "largest_models")}
+    return {"bit": bit, "image_side": bit_image_side(dataset), "largest": model in config["bit"]["largest_models"]}
+
+
+def bit_params(wc):
+    return bit_job_settings(wc.model, wc.dataset)
+
+
+def bit_cache_key(model, dataset):
+    """(storage size, interpolation) of a bit job's image cache: the rule's pre-crop size."""
+    from transferbench.train.bit import cache_side
+
+    s = bit_job_settings(model, dataset)
+    return cache_side(s["image_side"], s["bit"], s["largest"]), model_spec(model).interpolation
+
+
+def bit_image_cache(wc):
+    size, interpolation = bit_cache_key(wc.model, wc.dataset)
+    return path(PATHS.images, dataset=wc.dataset, size=size, interpolation=interpolation)
+
+
+def bit_run_files(wc):
+    runs = range(config["bit"]["seeds"])
+    return {
+        "results": expand(PATHS.bit_run, model=wc.model, dataset=wc.dataset, run=runs),
+        "predictions": expand(PATHS.bit_run_predictions, model=wc.model, dataset=wc.dataset, run=runs),
+    }
+
+
+def all_image_caches():
+    """{(dataset, size, interpolation)} of every cache the study reads: the models' own sizes, and the bit mode's."""
+    caches = {(d, *image_cache_key(m)) for m in MODELS for d in DATASETS}
+    return caches | {(d, *bit_cache_key(m, d)) for m in BIT_MODELS for d in DATASETS}
 
 
 def dataset_root(name):
@@ -259,6 +317,10 @@ def result_files(model, dataset, mode, study="main", variant=None):
             return tuple(path(f, model=model, dataset=dataset, subset=variant) for f in files)
         files = PATHS.sweep_final_result, PATHS.sweep_final_predictions
         return tuple(path(f, study=study, mode=mode, model=model, dataset=dataset, variant=variant) for f in files)
+    if mode == "bit":
+        return path(PATHS.bit_result, model=model, dataset=dataset), path(
+            PATHS.bit_predictions, model=model, dataset=dataset
+        )
     if mode in ("linear", "knn"):
         files = (
             (PATHS.linear_result, PATHS.linear_predictions)
@@ -286,7 +348,13 @@ def result_rows():
     """One row per model x dataset x mode of the main study, then one per sweep run: where its result is, where its
     ImageNet top-1 comes from, and (dataset-size runs) its subset file."""
     rows = []
-    runs = [("main", m, d, mode, None) for m in MODELS for d in DATASETS for mode in config["modes"]]
+    runs = [
+        ("main", m, d, mode, None)
+        for m in MODELS
+        for d in DATASETS
+        for mode in config["modes"]
+        if mode != "bit" or m in BIT_MODELS
+    ]
     runs += [(r.study, r.model, r.dataset, r.mode, r.variant) for r in SWEEP_RUNS]
     for study, model, dataset, mode, variant in runs:
         result, predictions = result_files(model, dataset, mode, study, variant)
@@ -339,13 +407,16 @@ def study_jobs():
         "generate_dataset": len(generated) + bool(UPSTREAM_MODELS),
         "pretrain_upstream": len(UPSTREAM_MODELS),
         "make_split": datasets,
-        "cache_images": len({image_cache(SimpleNamespace(model=m, dataset=d)) for m in MODELS for d in DATASETS}),
+        "cache_images": len(all_image_caches()),
         "extract_features": len(feature_pairs()),
         "fit_linear_probe": models * datasets * ("linear" in config["modes"]),
         "fit_knn_probe": models * datasets * ("knn" in config["modes"]),
         "train_grid_point": models * sum(len(grid_jobs(mode_grid(m, d))) for m in TRAIN_MODES for d in DATASETS),
         "select_grid_point": models * datasets * train_modes,
         "train_final": models * datasets * train_modes,
+        "train_bit": len(BIT_MODELS) * datasets * config["bit"]["seeds"],
+        "pick_bit_median": len(BIT_MODELS) * datasets,
+        "compare_bit_to_grid": int(BIT_COMPARED),
         "measure_imagenet_top1": models * bool(config.get("imagenet_val")),
         "collect_results": 1,
         "results_latex": 1,
@@ -400,6 +471,17 @@ def study_summary(config_files):
             f"  {mode}: "
             + " | ".join(f"{g} grid points x {steps:,} steps at batch {batch}" for g, steps, batch in protocols)
         )
+    if BIT_MODELS:
+        bit = config["bit"]
+        lines.append(
+            f"  bit: BiT-HyperRule ({bit['version']} version), {bit['seeds']} runs per model x dataset (median "
+            f"reported), {len(BIT_MODELS)} models, batch {bit['batch_size']}"
+            + (
+                ""
+                if bit["schedule_scale"] == bit["image_scale"] == 1
+                else f"; scaled for a demo: steps x {bit['schedule_scale']:g}, images x {bit['image_scale']:g}"
+            )
+        )
     for study in SWEEP_STUDIES:
         runs = [r for r in SWEEP_RUNS if r.study == study]
         sweep = config["sweeps"][study]
@@ -437,6 +519,7 @@ def dataset_images(name):
 def footprint_plan():
     """What the footprint job projects: the study's caches, feature files and training jobs (as study_jobs counts
     them), the datasets' sizes and the config's rates."""
+    from transferbench.train.bit import plan_rule
     from transferbench.train.loop import total_steps
 
     def training(model, dataset, mode, settings, grid):
@@ -478,7 +561,21 @@ def footprint_plan():
         for m in UPSTREAM_MODELS
         for upstream in [upstream_settings(config, m)]  # the model's own settings over the shared ones
     ]
-    caches = {(d, *image_cache_key(m)) for m in MODELS for d in DATASETS}
+    for m in BIT_MODELS:
+        for d in DATASETS:
+            s = bit_job_settings(m, d)
+            plan = plan_rule(bit_examples(d) or 1, s["image_side"], s["bit"], s["largest"])
+            groups.append(
+                dict(
+                    model=m,
+                    dataset=d,
+                    mode="bit",
+                    jobs=config["bit"]["seeds"],
+                    steps=plan.steps,
+                    batch_size=plan.batch_size,
+                )
+            )
+    caches = all_image_caches()
     return {
         "models": {m: config["models"][m] for m in MODELS},
         "dataset_images": {d: dataset_images(d) for d in DATASETS},
@@ -490,6 +587,17 @@ def footprint_plan():
         "imagenet_val_models": len(MODELS) if config.get("imagenet_val") else 0,
         "image_sides": {d: side for d in DATASETS if (side := paper_image_side(d))},
     }
+
+
+def bit_examples(name):
+    """A dataset's training examples for the bit mode (train + val): its split file's once made, else the paper's
+    published training-set size; None before that (the footprint then plans the rule's shortest schedule)."""
+    split = Path(path(PATHS.split, dataset=name))
+    if split.is_file():
+        sizes = json.loads(split.read_text())["sizes"]
+        return sizes["train"] + sizes["val"]
+    source = config["datasets"][name]["source"]
+    return PAPER_DATASETS[source].train if source in PAPER_DATASETS else None
 
 
 def paper_image_side(name):
@@ -512,3 +620,21 @@ def tsne_choice():
     dataset = tsne.get("dataset") or (single[0] if single else DATASETS[0])
     models = tsne.get("models") or list(dict.fromkeys([MODELS[0], MODELS[-1]]))
     return dataset, models
+
+
+def bit_grid_pairs():
+    """Per bit model x dataset: the finetune grid's point files and final fit, and the bit result (the cost-accuracy
+    comparison's inputs, transferbench.analysis.protocols)."""
+    return [
+        {
+            "model": m,
+            "dataset": d,
+            "grid": expand(
+                PATHS.grid_point, mode="finetune", model=m, dataset=d, point=grid_jobs(mode_grid("finetune", d))
+            ),
+            "final": path(PATHS.final_result, mode="finetune", model=m, dataset=d),
+            "bit": path(PATHS.bit_result, model=m, dataset=d),
+        }
+        for m in BIT_MODELS
+        for d in DATASETS
+    ]

@@ -94,3 +94,46 @@ rule train_final:
         checkpoint=lambda wc: path(PATHS.final_checkpoint, wc),
     script:
         "../scripts/train_final.py"
+
+
+# The bit mode: BiT-HyperRule fine-tuning (transferbench.train.bit), one job per seed and no grid; the median run is
+# the mode's result.
+rule train_bit:
+    input:
+        unpack(model_inputs),
+        unpack(dataset_inputs),
+        split=PATHS.split,
+        images=bit_image_cache,
+    output:
+        result=PATHS.bit_run,
+        predictions=PATHS.bit_run_predictions,
+    log:
+        "logs/train_bit/{model}/{dataset}/run{run}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=600,
+        mem_mb=16000,
+    params:
+        model=model_params,
+        dataset=dataset_params,
+        settings=bit_params,
+        seed=config["seed"],
+        checkpoint=lambda wc: path(PATHS.bit_run_checkpoint, wc),
+    script:
+        "../scripts/train_bit.py"
+
+
+rule pick_bit_median:
+    input:
+        unpack(bit_run_files),
+    output:
+        result=PATHS.bit_result,
+        predictions=PATHS.bit_predictions,
+    log:
+        "logs/pick_bit_median/{model}/{dataset}.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/pick_bit_median.py"

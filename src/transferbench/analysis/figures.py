@@ -30,7 +30,7 @@ from transferbench.atomic import atomic_path  # noqa: E402
 SINGLE_COLUMN, DOUBLE_COLUMN = 3.3, 6.9
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "p", "h", "*")
 MODE_TITLES = {"linear": "Logistic regression", "knn": "k-nearest neighbours", "finetune": "Fine-tuned",
-               "scratch": "Trained from random init."}
+               "bit": "Fine-tuned by BiT-HyperRule", "scratch": "Trained from random init."}
 
 STYLE = {
     "pdf.fonttype": 42, "ps.fonttype": 42,  # TrueType, embedded

@@ -11,7 +11,7 @@ import pandas as pd
 from transferbench.atomic import atomic_path
 
 MODE_NAMES = {"linear": "Logistic regression", "knn": "k-nearest neighbours", "finetune": "Fine-tuned",
-              "scratch": "Random init."}
+              "bit": "BiT-HyperRule", "scratch": "Random init."}
 SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
            "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 

@@ -126,11 +126,12 @@ def correlations(table: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.D
 
 
 def mode_comparison(table: pd.DataFrame) -> pd.DataFrame:
-    """For each ordered pair of modes (finetune vs linear, finetune vs scratch, scratch vs linear): over the
-    model x dataset pairs that have both, how often the first is higher, lower or equal."""
+    """For each ordered pair of modes (finetune vs linear, finetune vs scratch, scratch vs linear, and BiT-HyperRule
+    vs the grid search's finetune): over the model x dataset pairs that have both, how often the first is higher,
+    lower or equal."""
     wide = table.pivot_table(index=["model", "dataset"], columns="mode", values="value")
     rows = []
-    for a, b in (("finetune", "linear"), ("finetune", "scratch"), ("scratch", "linear")):
+    for a, b in (("finetune", "linear"), ("finetune", "scratch"), ("scratch", "linear"), ("bit", "finetune")):
         if a in wide and b in wide:
             both = wide[[a, b]].dropna()
             rows.append({"mode_a": a, "mode_b": b, "a_wins": int((both[a] > both[b]).sum()),

@@ -5,6 +5,7 @@ convention) and centre-cropped to a square of that size, kept as uint8. From tha
 - evaluation (features, val/test): centre crop of `resolution` (the paper's resize + centre crop), normalized;
 - training: random-resized-crop to `resolution` + horizontal flip (the paper's only augmentations), normalized;
   the crops are resampled bilinearly with area averaging (crop_and_resize), whatever the model's interpolation.
+The bit mode's crops (BiT-HyperRule) differ: Preprocessing(crops="bit").
 """
 
 from __future__ import annotations
@@ -125,21 +126,35 @@ def decode_images(spec: DatasetSpec, ids: list, size: int, interpolation: str, n
 
 
 class Preprocessing:
-    """Turns cached uint8 batches into normalized float batches at the model's resolution."""
+    """Turns cached uint8 batches into normalized float batches at the model's resolution.
 
-    def __init__(self, resolution: int, mean, std, interpolation: str = "bilinear"):
+    `crops`: "paper" (the default): training images random-resized-cropped, evaluation images centre-cropped to the
+    resolution; "bit" (BiT-HyperRule): training images randomly cropped to the resolution at full scale (the cache
+    holds them at the rule's pre-crop size), evaluation images resized whole to it.
+    """
+
+    CROPS = ("paper", "bit")
+
+    def __init__(self, resolution: int, mean, std, interpolation: str = "bilinear", crops: str = "paper"):
+        if crops not in self.CROPS:
+            raise ValueError(f"unknown crops {crops!r}: expected one of {', '.join(self.CROPS)}")
         self.resolution = resolution
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255
         self.interpolation = interpolation  # of the stored images (decode); training crops resample bilinearly
+        self.crops = crops
 
     def _normalize(self, batch: torch.Tensor) -> torch.Tensor:
         """(x - mean) / std, in place: `batch` is a fresh float32 tensor owned by the caller."""
         return batch.sub_(self.mean).div_(self.std)
 
     def evaluation(self, batch: torch.Tensor) -> torch.Tensor:
-        """Centre crop to the model's resolution (the cache is already resized), then normalize."""
+        """Centre crop to the model's resolution (the cache is already resized), then normalize. BiT's crops: the
+        whole stored image resized to the resolution (crop_and_resize, area-averaging)."""
         size = batch.shape[-1]
+        if self.crops == "bit":
+            whole = torch.tensor([[0, 0, batch.shape[-1], batch.shape[-2]]], dtype=torch.float32).expand(len(batch), 4)
+            return self._normalize(crop_and_resize(batch.float(), whole, self.resolution))
         offset = (size - self.resolution) // 2
         crop = batch[..., offset:offset + self.resolution, offset:offset + self.resolution]
         return self._normalize(crop.to(torch.float32, copy=True))
@@ -154,7 +169,12 @@ class Preprocessing:
         forward pass of small models. The draws of `step` depend on (seed, step) only (crop_draws), so a resumed
         job replays exactly the augmentations an uninterrupted one would have drawn.
         """
-        boxes, mirror = crop_draws(seed, step, len(batch), batch.shape[-2], batch.shape[-1], tuple(crop_scale), flip)
+        if self.crops == "bit":  # a resolution-sized box at a random position: the crop is the stored pixels
+            boxes, mirror = fixed_crop_draws(seed, step, len(batch), batch.shape[-2], batch.shape[-1],
+                                             self.resolution, flip)
+        else:
+            boxes, mirror = crop_draws(seed, step, len(batch), batch.shape[-2], batch.shape[-1], tuple(crop_scale),
+                                       flip)
         return self._normalize(crop_and_resize(batch.float(), boxes, self.resolution, mirror))
 
 
@@ -175,6 +195,17 @@ def _chunk_draws(seed, chunk, n, height, width, crop_scale, flip):
     rng = np.random.default_rng(derive_seed(seed, "augment", chunk))
     boxes = random_resized_crop_boxes(n * DRAWS_PER_CHUNK, height, width, crop_scale, rng)
     return boxes, rng.random(n * DRAWS_PER_CHUNK) < 0.5
+
+
+def fixed_crop_draws(seed: int, step: int, n: int, height: int, width: int, side: int, flip: bool):
+    """(boxes (n, 4), mirror (n,) bool or None) of one training step's fixed-size random crops (BiT's: `side` x
+    `side` at a uniformly drawn whole-pixel position), from (seed, step) alone."""
+    if side > min(height, width):
+        raise ValueError(f"a {side} px crop does not fit {height} x {width} px images")
+    rng = np.random.default_rng(derive_seed(seed, "fixed_crop", step))
+    left, top = rng.integers(0, width - side + 1, n), rng.integers(0, height - side + 1, n)
+    boxes = torch.from_numpy(np.stack([left, top, left + side, top + side], axis=1).astype(np.float32))
+    return boxes, (rng.random(n) < 0.5 if flip else None)
 
 
 def crop_and_resize(images: torch.Tensor, boxes: torch.Tensor, size: int, mirror=None) -> torch.Tensor:
