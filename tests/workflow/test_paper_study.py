@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pandas as pd
 import pytest
@@ -145,4 +146,31 @@ def test_paper_sweeps_switched_on_plan_fig8_and_fig9_offline(tmp_path):
     assert counts["train_final_in_sweep"] == 2 * subsets + budgets
     assert counts["train_grid_point_in_sweep"] == 56 * (2 * subsets + budgets)  # the paper's 7 x 8 grids
     assert "sweep budgets: 40 runs (1 models, modes finetune, scratch; finetune: 76, 152," in proc.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
+
+
+def test_paper_bit_set_plans_the_bit_mode_for_the_bit_models_offline(tmp_path):
+    """config/paper_bit.yaml as written, merged over config/paper.yaml on the command line; the paper study is cut to
+    one of its models and two datasets (small images: CIFAR-10; larger: Flowers) so the plan stays small."""
+    config = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    config["models"] = {"inception_v4": config["models"]["inception_v4"]}
+    config["datasets"] = {d: config["datasets"][d] for d in ("cifar10", "flowers102")}
+    config.pop("sweeps", None)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/paper.yaml").write_text(yaml.safe_dump(config))
+    shutil.copy(ROOT / "config/paper_bit.yaml", tmp_path / "config/paper_bit.yaml")
+    proc = snakemake(tmp_path, "-n", "-q", "rules", "--configfile", tmp_path / "config/paper.yaml",
+                     tmp_path / "config/paper_bit.yaml")
+    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", proc.stdout, re.MULTILINE)}
+    assert counts["train_bit"] == 1 * 2 * 3 and counts["pick_bit_median"] == 2  # bit_m_r50x1 only, 3 seeds
+    assert counts["compare_bit_to_grid"] == 1 and counts["fig_bit_vs_grid"] == 1
+    assert counts["train_final"] == 2 * 2 * 2  # the paper's modes for both models, unchanged
+    assert "2 models x 2 datasets x 4 modes (linear, finetune, scratch, bit)" in proc.stderr
+    assert "bit: BiT-HyperRule (code version), 3 runs per model x dataset (median reported), 1 models, batch 512" \
+        in proc.stderr
+    plan = snakemake(tmp_path, "-n", "--configfile", tmp_path / "config/paper.yaml",
+                     tmp_path / "config/paper_bit.yaml", "results/bit/bit_m_r50x1/cifar10/final.json",
+                     "results/bit/bit_m_r50x1/flowers102/final.json").stdout
+    assert "results/images/cifar10/160px_bilinear.h5" in plan  # 32 px images: the rule's 160 / 128
+    assert "results/images/flowers102/512px_bilinear.h5" in plan  # larger images: 512 / 480 (code version)
     assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
