@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from transferbench.config import _merge, named_points, training_settings
 
 STUDIES = ("dataset_size", "budgets", "schedules")
+SWEPT_MODES = ("linear", "finetune", "scratch")  # the dataset-size sweep's modes (knn and bit are not swept)
 TRAIN_MODES = ("finetune", "scratch")
 SUBSET = re.compile(r"n(?P<k>\d+|all)-d(?P<draw>\d+)")
 BUDGET = re.compile(r"steps(?P<steps>\d+)")
@@ -93,7 +94,7 @@ def sweep_runs(config: dict) -> list[SweepRun]:
     sweep = _enabled(config, "dataset_size")
     if sweep:
         for model, mode in itertools.product(sweep.get("models") or list(config["models"]),
-                                             sweep.get("modes") or list(config["modes"])):
+                                             sweep.get("modes") or [m for m in config["modes"] if m in SWEPT_MODES]):
             for dataset, sizes in sweep["examples_per_class"].items():
                 for k in examples_per_class(sizes):
                     for draw in range(1 if k is None else sweep.get("draws", 3)):  # 'all' is the same every draw

@@ -15,7 +15,8 @@ from transferbench.data.images import Preprocessing, fixed_crop_draws
 from transferbench.data.splits import DatasetSpec, make_split
 from transferbench.models.spec import ModelSpec, build_model
 from transferbench.predictions import load_predictions, save_predictions
-from transferbench.train.bit import cache_side, dataset_image_side, median_run, plan_rule, run_bit, zero_head
+from transferbench.train.bit import cache_side, dataset_image_side, disable_dropout, plan_rule, run_bit, zero_head
+from transferbench.train.selection import median_run
 
 pytestmark = pytest.mark.unit
 
@@ -157,3 +158,33 @@ def test_the_bit_models_build_with_a_zero_head_through_the_studys_builder(tmp_pa
     model = build_model(spec, 3, weights=True)
     zero_head(model)
     assert model(torch.zeros(2, 3, 16, 16)).abs().sum() == 0  # a zero head: every logit 0 before training
+
+
+def test_bit_fine_tunes_without_dropout():
+    model = timm.create_model("tb_democnn", width=4, depth=1, dropout=0.3, num_classes=3)
+    assert disable_dropout(model) >= 1
+    assert all(m.p == 0 for m in model.modules() if isinstance(m, torch.nn.Dropout))
+    assert disable_dropout(model) == 0
+
+
+def test_a_split_batch_trains_as_the_whole_batch():
+    """BiT's batch_split: chunks whose gradients add up to the batch's give the same run (a model without BatchNorm,
+    whose statistics would be per chunk)."""
+    from transferbench.config import PAPER_TRAINING
+    from transferbench.models.normalization import convert_norm
+    from transferbench.train.loop import train_classifier
+
+    images, labels = torch.randint(0, 255, (24, 3, 16, 16), dtype=torch.uint8), np.arange(24) % 3
+    runs = []
+    for split in (1, 3):
+        torch.manual_seed(0)
+        model = timm.create_model("tb_democnn", width=4, depth=1, num_classes=3)
+        convert_norm(model, "groupnorm")
+        settings = {**PAPER_TRAINING["finetune"], "steps": 4, "batch_size": 12, "num_workers": 0, "batch_split": split,
+                    "mixup_alpha": 0.2}
+        result = train_classifier(model, images, labels, images, labels, Preprocessing(16, (0.5,) * 3, (0.25,) * 3),
+                                  settings, 0.05, 1e-5, "top1", 0, torch.device("cpu"))
+        runs.append((result, [p.detach().clone() for p in model.parameters()]))
+    (whole, whole_params), (split_run, split_params) = runs
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(whole_params, split_params))
+    assert np.allclose(whole.outputs, split_run.outputs, atol=1e-4)

@@ -201,9 +201,10 @@ def bit_image_side(dataset):
 
 
 def bit_job_settings(model, dataset):
-    """A bit job's slice of the config: the rule's settings (without the model list), the dataset's image side and
-    whether the model gets the largest model's resolution (version paper)."""
-    bit = {k: v for k, v in config["bit"].items() if k not in ("models", "largest_models")}
+    """A bit job's slice of the config: the rule's settings (without the model lists, and without the seed count:
+    adding seeds adds runs and reruns none), the dataset's image side and whether the model gets the largest model's
+    resolution (version paper)."""
+    bit = {k: v for k, v in config["bit"].items() if k not in ("models", "largest_models", "seeds")}
     return {"bit": bit, "image_side": bit_image_side(dataset), "largest": model in config["bit"]["largest_models"]}
 
 
@@ -251,8 +252,9 @@ def dataset_root(name):
 
 def dataset_params(wc):
     """The dataset's entry without its per-mode training overrides (those reach training jobs through
-    run_settings), so changing a dataset's grid leaves its split, features and probes untouched."""
-    entry = {k: v for k, v in config["datasets"][wc.dataset].items() if k not in ("finetune", "scratch")}
+    run_settings) and the bit mode's image side (bit_params), so changing them leaves its split, features and
+    probes untouched."""
+    entry = {k: v for k, v in config["datasets"][wc.dataset].items() if k not in ("finetune", "scratch", "image_side")}
     return {**entry, "root": dataset_root(wc.dataset)}
 
 
@@ -456,7 +458,7 @@ def study_summary(config_files):
     modes = config["modes"]
     lines = [
         f"transferbench: study {' + '.join(config_files)}: {len(MODELS)} models x {len(DATASETS)} datasets x "
-        f"{len(modes)} modes ({', '.join(modes)}) = {len(MODELS) * len(DATASETS) * len(modes):,} results, "
+        f"{len(modes)} modes ({', '.join(modes)}) = {sum(r['study'] == 'main' for r in result_rows()):,} results, "
         f"{sum(study_jobs().values()):,} jobs in all"
     ]
     for mode in TRAIN_MODES:  # the protocol in force, per distinct setting over the datasets

@@ -1,4 +1,4 @@
-from transferbench.train.bit import median_run
+from transferbench.train.selection import median_run
 from transferbench.workflow import job_context
 
 with job_context(snakemake):

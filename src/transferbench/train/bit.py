@@ -3,8 +3,8 @@ the paper's grid search.
 
 One run per model x dataset x seed, each trained on train + val and scored on test like the grid's final fit, and no
 selection: the rule fixes every hyperparameter from the training set's size and its images' side. BiT reports the
-median of 3 runs; the mode's result (`median_run`) is the run whose test value is the median (with an even number of
-seeds, the lower of the two middle runs), and it records every run's value (the spread).
+median of 3 runs; the mode's result (transferbench.train.selection.median_run) is the run whose test value is the
+median (with an even number of seeds, the lower of the two middle runs), and it records every run's value.
 
 The rule as run:
 - SGD with momentum 0.9 (not Nesterov), the rule's learning rate (0.003 at batch 512; config `bit.base_lr`, not
@@ -12,7 +12,11 @@ The rule as run:
   `bit.version`, default "code": the released code's rule, which produced BiT's published numbers).
 - MixUp (alpha 0.1) from 20,000 training examples (train + val), none below.
 - The classifier head is a fresh linear layer initialized to zero (BiT's), the backbone the model's pretrained
-  weights; a BatchNorm model keeps the study's BN momentum rule (BiT's own models have none: GroupNorm + WS).
+  weights; no dropout (BiT's: every Dropout module and timm's `drop_rate` set to 0, for models built with one); a
+  BatchNorm model keeps the study's BN momentum rule (BiT's own models have none: GroupNorm + WS).
+- Batch 512 at 480 px does not fit one GPU for the larger models: `bit.batch_split` splits each batch into that many
+  chunks whose gradients add up to the whole batch's (BiT's code: `batch_split`); BatchNorm models then normalize
+  per chunk.
 - Images: each dataset's images are cached at the rule's pre-crop size (shorter side resized, centre-cropped square:
   the study's cache; BiT's code squashes the whole image to a square instead), training takes a random crop of the
   crop size and a flip, evaluation resizes the whole pre-crop image to the crop size (data.images.Preprocessing's
@@ -30,13 +34,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 
-import numpy as np
 import torch
 from torch import nn
 
-from transferbench.atomic import atomic_path, read_json, write_json
+from transferbench.atomic import write_json
 from transferbench.data.image_cache import CachedImages
 from transferbench.data.images import Preprocessing, decode_images
 from transferbench.data.paper import PAPER_DATASETS
@@ -65,8 +67,8 @@ def dataset_image_side(name: str, entry: dict) -> int:
     if source in PAPER_DATASETS:
         return PAPER_DATASETS[source].image_side or LARGER_IMAGES
     raise ValueError(f"config key 'datasets.{name}.image_side': the bit mode needs the typical side (px) of the "
-                     f"{source} dataset's images (BiT-HyperRule upscales images smaller than 96 x 96 to 128 px, "
-                     "larger ones to 480 px)")
+                     f"{source} dataset's images (BiT-HyperRule trains images smaller than 96 x 96 at 128 px, larger "
+                     "ones at 480 px, or 384 in the paper's version)")
 
 
 def plan_rule(n_examples: int, image_side: int, bit: dict, largest_model: bool = False) -> HyperRule:
@@ -96,7 +98,19 @@ def training_settings(rule: HyperRule, bit: dict) -> dict:
             "weight_decay_divided_by_lr": False, "schedule": "steps", "decay_steps": list(rule.decays),
             "warmup_steps": rule.warmup, "mixup_alpha": rule.mixup_alpha, "flip": True, "crop_scale": [1.0, 1.0],
             "bn_momentum_rule": True, "eval_every": rule.steps, "checkpoint_every": bit["checkpoint_every"],
-            "num_workers": bit["num_workers"]}
+            "num_workers": bit["num_workers"], "batch_split": bit.get("batch_split", 1)}
+
+
+def disable_dropout(model: nn.Module) -> int:
+    """Set every dropout to 0 (BiT fine-tunes without): Dropout modules' p, and timm's functional `drop_rate`.
+    Returns how many were on."""
+    found = 0
+    for module in model.modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd) and module.p:
+            module.p, found = 0.0, found + 1
+        if getattr(module, "drop_rate", 0):
+            module.drop_rate, found = 0.0, found + 1
+    return found
 
 
 def zero_head(model: nn.Module) -> None:
@@ -130,6 +144,8 @@ def run_bit(model_spec: ModelSpec, dataset_spec: DatasetSpec, split_file, bit: d
     torch.manual_seed(seed)
     model = build_model(spec, len(split.classes), weights=True)
     zero_head(model)
+    if disable_dropout(model):
+        log.info("%s: dropout set to 0 (BiT-HyperRule fine-tunes without)", spec.name)
     preprocessing = Preprocessing(rule.crop, spec.mean, spec.std, spec.interpolation, crops="bit")
     log.info("bit %s on %s, run %d: BiT-HyperRule (%s) for %d training images of side %d px: %d steps at batch %d, "
              "warm-up %d, lr %g / 10 at %s, MixUp alpha %g, images %d px cropped to %d", spec.name, dataset_spec.name,
@@ -147,22 +163,5 @@ def run_bit(model_spec: ModelSpec, dataset_spec: DatasetSpec, split_file, bit: d
                "rule": dataclasses.asdict(rule) | {"decays": list(rule.decays)}, "image_side": image_side}
     summary.update({k: v for k, v in result.summary().items() if k != "metric"})
     save_predictions(predictions_out, eval_labels, result.outputs)
-    write_json(out_json, summary)
-    return summary
-
-
-def median_run(run_files: list, prediction_files: list, out_json, out_predictions) -> dict:
-    """The mode's result: the median run's JSON and predictions, with every run's value and training time
-    (module docstring)."""
-    runs = [read_json(f) for f in run_files]
-    order = np.argsort([r["value"] for r in runs], kind="stable")
-    chosen = int(order[(len(runs) - 1) // 2])
-    summary = dict(runs[chosen])
-    summary.update({"runs": len(runs), "median_run": runs[chosen]["run"],
-                    "run_values": [r["value"] for r in runs], "value_min": min(r["value"] for r in runs),
-                    "value_max": max(r["value"] for r in runs),
-                    "run_wall_time_s": [r["wall_time_s"] for r in runs]})
-    with atomic_path(out_predictions) as tmp:
-        shutil.copyfile(prediction_files[chosen], tmp)
     write_json(out_json, summary)
     return summary

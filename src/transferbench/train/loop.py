@@ -9,7 +9,8 @@ decay per step and SGD gets value / lr (SimCLR's appendix).
 Reliability: the batch order and augmentation of every step derive from (seed, step), and a checkpoint holds the
 model, optimizer, schedule and curve, so a job killed and restarted from its checkpoint ends exactly where an
 uninterrupted one would. SIGTERM (what SLURM sends before preemption) saves a checkpoint and stops the job.
-A NaN or inf loss stops the run and marks it diverged, with a chance-level metric.
+A NaN or inf loss stops the run and marks it diverged, with a chance-level metric. `batch_split` (default 1) runs each
+batch as that many chunks whose gradients add up to the batch's (BatchNorm then normalizes per chunk).
 
 Loss: cross-entropy for single-label data (labels (n,)), with optional label smoothing; for multi-label data (labels
 a 0/1 matrix (n, K), as PASCAL VOC 2007) the sigmoid loss, summed over classes and averaged over the batch (K binary
@@ -244,20 +245,28 @@ def train_classifier(model: nn.Module, train_images: torch.Tensor, train_labels:
             mix = mixup(settings.get("mixup_alpha", 0.0), seed, step, len(index))
             if mix is not None:
                 inputs = mix.images(inputs)
-            with autocast(device):
-                outputs = model(to_device(inputs, device))
-                if mix is None:
-                    loss = training_loss(outputs, targets.to(device), settings)
-                else:  # the loss is linear in the target: mixing the losses mixes the targets
-                    loss = mix.weight * training_loss(outputs, targets.to(device), settings) + (1 - mix.weight) * \
-                        training_loss(outputs, targets[mix.partner].to(device), settings)
-            loss_value = float(loss.detach())
+                partners = targets[mix.partner]
+            optimizer.zero_grad(set_to_none=True)
+            loss_value = 0.0
+            # batch_split chunks: each chunk's mean loss weighted by its share, so the gradients add up to the
+            # whole batch's (BiT's batch_split; memory for large batches at high resolution)
+            chunks = settings.get("batch_split", 1)
+            edges = [round(i * len(index) / chunks) for i in range(chunks + 1)]
+            for part in (slice(lo, hi) for lo, hi in zip(edges, edges[1:]) if hi > lo):
+                share = (part.stop - part.start) / len(index)
+                with autocast(device):
+                    outputs = model(to_device(inputs[part], device))
+                    loss = training_loss(outputs, targets[part].to(device), settings)
+                    if mix is not None:  # the loss is linear in the target: mixing the losses mixes the targets
+                        loss = mix.weight * loss + (1 - mix.weight) * training_loss(
+                            outputs, partners[part].to(device), settings)
+                    loss = loss * share
+                loss.backward()
+                loss_value += float(loss.detach())
             if not math.isfinite(loss_value):
                 log.warning("loss is %s at step %d: run diverged", loss_value, step)
                 diverged = True
                 break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
             optimizer.step()
             schedule.step()
             state["step"] = step + 1

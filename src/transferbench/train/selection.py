@@ -1,4 +1,5 @@
-"""Choosing the best grid point of a training mode on validation.
+"""Choosing the best grid point of a training mode on validation; and the bit mode's reported run, the median of
+its seeds' (median_run).
 
 Rule: the highest validation metric among the runs that did not diverge; ties go to the stronger regularization
 (larger weight decay), then to the smaller learning rate (the more conservative update). If every point diverged,
@@ -10,7 +11,11 @@ validation score that chooses nothing would cost a training run), and the select
 
 from __future__ import annotations
 
-from transferbench.atomic import read_json, write_json
+import shutil
+
+import numpy as np
+
+from transferbench.atomic import atomic_path, read_json, write_json
 
 
 def select_grid_point(results: dict[str, dict]) -> str:
@@ -44,3 +49,20 @@ def write_selection(grid_files, out_json, grid: dict | None = None) -> dict:
                  "grid": {n: {"value": r["value"], "diverged": r["diverged"]} for n, r in sorted(results.items())}}
     write_json(out_json, selection)
     return selection
+
+
+def median_run(run_files: list, prediction_files: list, out_json, out_predictions) -> dict:
+    """The bit mode's result (transferbench.train.bit): the JSON and predictions of the run whose test value is the
+    median (with an even number of runs, the lower middle one), with every run's value and training time."""
+    runs = [read_json(f) for f in run_files]
+    order = np.argsort([r["value"] for r in runs], kind="stable")
+    chosen = int(order[(len(runs) - 1) // 2])
+    summary = dict(runs[chosen])
+    summary.update({"runs": len(runs), "median_run": runs[chosen]["run"],
+                    "run_values": [r["value"] for r in runs], "value_min": min(r["value"] for r in runs),
+                    "value_max": max(r["value"] for r in runs),
+                    "run_wall_time_s": [r["wall_time_s"] for r in runs]})
+    with atomic_path(out_predictions) as tmp:
+        shutil.copyfile(prediction_files[chosen], tmp)
+    write_json(out_json, summary)
+    return summary
