@@ -23,8 +23,8 @@ def tiny_ablation_config() -> dict:
     config["models"] = {name: {**entry, "resolution": 16} for name, entry in config["models"].items()
                         if entry["tags"]["setting"] in SETTINGS}
     config["datasets"]["digits"].update(test_fraction=0.5, val_fraction=0.3)
-    marks = {"kind": "marks", "train_per_class": 6, "test_per_class": 4, "size": 16}
-    config["datasets"]["marks"] = {"source": "generated", "metric": "mean_per_class", "generator": marks}  # paired tests
+    marks = {"kind": "marks", "train_per_class": 6, "test_per_class": 4, "size": 16}  # a second dataset: paired tests
+    config["datasets"]["marks"] = {"source": "generated", "metric": "mean_per_class", "generator": marks}
     config["linear"] = {"num": 5, "wd_min": 1.0e-2, "wd_max": 1.0e2}
     config["finetune"].update(steps=4, batch_size=16, checkpoint_every=2)
     config["ablation"]["order"] = SETTINGS
