@@ -58,6 +58,7 @@ CHECKED = [
     r"^snakemake --cores 1 footprint --configfile config/paper\.yaml$",
     r"^snakemake --cores 2 --configfile config/demo_ablation\.yaml$",
     r"^snakemake --cores 2 --configfile config/demo_rethinking\.yaml$",
+    r"^snakemake --cores 2 --configfile config/demo_bit\.yaml$",
 ]
 
 
@@ -197,8 +198,8 @@ def test_footprint_projects_the_paper_study_offline(clone):
 
 def test_ablation_demo_plans_every_setting_of_both_architectures(clone):
     counts, stderr = plan(clone, command(r"^snakemake --cores 2 --configfile config/demo_ablation\.yaml$"))
-    assert "study config/demo_ablation.yaml: 10 models x 2 datasets x 3 modes (linear, knn, finetune)" in stderr
-    assert counts["pretrain_upstream"] == 10 and counts["fit_knn_probe"] == counts["fit_linear_probe"] == 20
+    assert "study config/demo_ablation.yaml: 10 models x 1 datasets x 3 modes (linear, knn, finetune)" in stderr
+    assert counts["pretrain_upstream"] == 10 and counts["fit_knn_probe"] == counts["fit_linear_probe"] == 10
     assert counts["compute_ablation_statistics"] == counts["fig3_regularizers"] == counts["fig4_tsne"] == 1
     assert counts["measure_feature_space"] == 1 and "train_grid_point" not in counts  # a one-point grid
 
@@ -209,3 +210,11 @@ def test_rethinking_demo_plans_every_multiple_and_normalization(clone):
            "4x; scratch norms batchnorm, groupnorm, groupnorm_ws)" in stderr
     assert counts["train_final_in_sweep"] == 2 * (3 + 3 * 3) and counts["fig_schedules"] == 1
     assert "train_grid_point_in_sweep" not in counts  # one-point grids
+
+
+def test_bit_demo_plans_three_seeds_per_model_and_the_comparison(clone):
+    counts, stderr = plan(clone, command(r"^snakemake --cores 2 --configfile config/demo_bit\.yaml$"))
+    assert "study config/demo_bit.yaml: 3 models x 1 datasets x 2 modes (finetune, bit) = 6 results" in stderr
+    assert counts["train_bit"] == 3 * 3 and counts["pick_bit_median"] == 3 and counts["train_grid_point"] == 3 * 2
+    assert counts["compare_bit_to_grid"] == counts["fig_bit_vs_grid"] == 1
+    assert f"{counts['total']:,} jobs in all" in stderr
