@@ -48,14 +48,15 @@ def test_the_rule_unscaled_is_bits_and_scaling_shrinks_steps_and_images_consiste
 
 
 def test_bits_crops_are_full_scale_random_crops_and_a_whole_image_resize():
-    images = torch.randint(0, 255, (4, 3, 10, 10), dtype=torch.uint8)
+    images = torch.randint(0, 255, (4, 3, 10, 10), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     boxes, mirror = fixed_crop_draws(5, 3, 4, 10, 10, 8, flip=True)
     assert torch.all(boxes[:, 2] - boxes[:, 0] == 8) and torch.all(boxes[:, 3] - boxes[:, 1] == 8)
     assert torch.equal(boxes, fixed_crop_draws(5, 3, 4, 10, 10, 8, flip=True)[0])  # (seed, step) alone
     prep = Preprocessing(8, (0.0,) * 3, (1 / 255,) * 3, crops="bit")  # normalization off: x / 255 * 255
     crops = prep.training(images, None, False, seed=5, step=3)
     for image, crop, (x1, y1, _, _) in zip(images, crops, boxes.int().tolist()):
-        assert torch.allclose(crop, image[:, y1:y1 + 8, x1:x1 + 8].float())  # the stored pixels, not resampled
+        # the stored pixels, not resampled (to float32 rounding of the sampling grid: a resample moves them by tens)
+        assert torch.allclose(crop, image[:, y1:y1 + 8, x1:x1 + 8].float(), atol=0.05)
     whole = prep.evaluation(images)
     expected = torch.nn.functional.interpolate(images.float(), size=8, mode="bilinear", antialias=True)
     assert whole.shape == (4, 3, 8, 8) and (whole - expected).abs().mean() < 8  # the whole image, resized

@@ -99,4 +99,4 @@ def test_a_dataset_of_unknown_image_side_is_a_config_error(tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "demo_bit.yaml").write_text(yaml.safe_dump(config))
     proc = snakemake(tmp_path, "-n", "--configfile", tmp_path / "config/demo_bit.yaml", check=False)
-    assert proc.returncode != 0 and "datasets.own.image_side" in proc.stderr
+    assert proc.returncode != 0 and "config key 'datasets.own.image_side'" in proc.stdout + proc.stderr

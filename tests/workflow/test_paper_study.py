@@ -168,9 +168,9 @@ def test_paper_bit_set_plans_the_bit_mode_for_the_bit_models_offline(tmp_path):
     assert "2 models x 2 datasets x 4 modes (linear, finetune, scratch, bit)" in proc.stderr
     assert "bit: BiT-HyperRule (code version), 3 runs per model x dataset (median reported), 1 models, batch 512" \
         in proc.stderr
-    plan = snakemake(tmp_path, "-n", "--configfile", tmp_path / "config/paper.yaml",
-                     tmp_path / "config/paper_bit.yaml", "results/bit/bit_m_r50x1/cifar10/final.json",
-                     "results/bit/bit_m_r50x1/flowers102/final.json").stdout
+    plan = snakemake(tmp_path, "-n", "results/bit/bit_m_r50x1/cifar10/final.json",  # targets before --configfile
+                     "results/bit/bit_m_r50x1/flowers102/final.json", "--configfile", tmp_path / "config/paper.yaml",
+                     tmp_path / "config/paper_bit.yaml").stdout
     assert "results/images/cifar10/160px_bilinear.h5" in plan  # 32 px images: the rule's 160 / 128
     assert "results/images/flowers102/512px_bilinear.h5" in plan  # larger images: 512 / 480 (code version)
     assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
