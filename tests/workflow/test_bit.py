@@ -3,6 +3,8 @@ it: the bit mode's runs and median, its rows in the results table, and the compa
 (Snakemake resolves --configfile against the directory it starts in, not -d: hence absolute paths.)"""
 
 import json
+import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -100,3 +102,19 @@ def test_a_dataset_of_unknown_image_side_is_a_config_error(tmp_path):
     (tmp_path / "config" / "demo_bit.yaml").write_text(yaml.safe_dump(config))
     proc = snakemake(tmp_path, "-n", "--configfile", tmp_path / "config/demo_bit.yaml", check=False)
     assert proc.returncode != 0 and "config key 'datasets.own.image_side'" in proc.stdout + proc.stderr
+
+
+def test_adding_a_seed_runs_only_the_new_runs_and_what_reads_them(bit_run, tmp_path):
+    workdir = tmp_path / "grown"
+    shutil.copytree(bit_run[0], workdir, symlinks=True)
+    config = tiny_bit_config()
+    config["bit"]["seeds"] = 4
+    (workdir / "config" / "demo_bit.yaml").write_text(yaml.safe_dump(config))
+    out = snakemake(workdir, "-n", "--cores", "2", "--configfile", workdir / "config/demo_bit.yaml").stdout
+    planned = re.findall(r"^(?:local)?rule (\w+):\n(?:.*\n)*?\s+wildcards: (.*)$", out, re.MULTILINE)
+    runs = sorted(w for rule, w in planned if rule == "train_bit")
+    assert runs == [f"model={m}, dataset=digits, run=3" for m in ("cnn_w16_d3", "cnn_w4_d1", "cnn_w8_d2")]
+    rules = set(re.findall(r"^(?:local)?rule (\w+):", out, re.MULTILINE))
+    assert rules == {"train_bit", "pick_bit_median", "collect_results", "results_latex", "compute_statistics",
+                     "compare_bit_to_grid", "fig_bit_vs_grid", "fig2_correlation", "fig_per_dataset",
+                     "fig_modes_per_dataset", "fig_dataset_size", "all"}
