@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,27 @@ def snakemake(workdir, *args, check=True, env=None):
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+def run_with_configfile(workdir, config: dict, name: str, *args, check=True):
+    """Write `config` as `workdir`/config/`name` and run the workflow on it through --configfile, as the README runs
+    a demo; `args` (options, targets) come before --configfile, which takes every word after it. The path is
+    absolute: Snakemake resolves --configfile against the directory it starts in, not -d."""
+    path = Path(workdir) / "config" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    return snakemake(workdir, *args, "--configfile", path, check=check)
+
+
+def planned_jobs(dry_run_stdout: str) -> list[tuple[str, dict]]:
+    """(rule, {wildcard: value}) of every job a dry run lists, in its order."""
+    planned = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", dry_run_stdout):
+        match = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if match:
+            wc = re.search(r"wildcards: (.*)", block)
+            planned.append((match.group(1), dict(kv.split("=", 1) for kv in wc.group(1).split(", ")) if wc else {}))
+    return planned
 
 
 def copy_checkout(dest: Path) -> Path:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import ROOT, snakemake
+from .conftest import ROOT, run_with_configfile
 
 pytestmark = pytest.mark.workflow
 DEMO = ROOT / "config" / "demo_ablation.yaml"
@@ -35,9 +35,7 @@ def tiny_ablation_config() -> dict:
 @pytest.fixture(scope="module")
 def ablation_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("ablation")
-    (workdir / "config").mkdir()
-    (workdir / "config/demo_ablation.yaml").write_text(yaml.safe_dump(tiny_ablation_config()))
-    snakemake(workdir, "--cores", "2", "--configfile", workdir / "config/demo_ablation.yaml")
+    run_with_configfile(workdir, tiny_ablation_config(), "demo_ablation.yaml", "--cores", "2")
     return workdir
 
 

@@ -3,7 +3,6 @@ it: the bit mode's runs and median, its rows in the results table, and the compa
 (Snakemake resolves --configfile against the directory it starts in, not -d: hence absolute paths.)"""
 
 import json
-import re
 import shutil
 
 import numpy as np
@@ -11,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import ROOT, snakemake
+from .conftest import ROOT, planned_jobs, run_with_configfile
 
 pytestmark = pytest.mark.workflow
 DEMO = ROOT / "config" / "demo_bit.yaml"
@@ -34,10 +33,7 @@ def tiny_bit_config() -> dict:
 @pytest.fixture(scope="module")
 def bit_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("bit")
-    (workdir / "config").mkdir()
-    (workdir / "config" / "demo_bit.yaml").write_text(yaml.safe_dump(tiny_bit_config()))
-    proc = snakemake(workdir, "--cores", "2", "--configfile", workdir / "config/demo_bit.yaml")
-    return workdir, proc
+    return workdir, run_with_configfile(workdir, tiny_bit_config(), "demo_bit.yaml", "--cores", "2")
 
 
 def test_startup_states_the_rule_and_its_scaling(bit_run):
@@ -98,9 +94,7 @@ def test_a_dataset_of_unknown_image_side_is_a_config_error(tmp_path):
     (tmp_path / "images" / "train" / "a").mkdir(parents=True)
     (tmp_path / "images" / "test" / "a").mkdir(parents=True)
     config["datasets"]["own"] = {"source": "imagefolder", "root": str(tmp_path / "images"), "metric": "top1"}
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "demo_bit.yaml").write_text(yaml.safe_dump(config))
-    proc = snakemake(tmp_path, "-n", "--configfile", tmp_path / "config/demo_bit.yaml", check=False)
+    proc = run_with_configfile(tmp_path, config, "demo_bit.yaml", "-n", check=False)
     assert proc.returncode != 0 and "config key 'datasets.own.image_side'" in proc.stdout + proc.stderr
 
 
@@ -109,12 +103,10 @@ def test_adding_a_seed_runs_only_the_new_runs_and_what_reads_them(bit_run, tmp_p
     shutil.copytree(bit_run[0], workdir, symlinks=True)
     config = tiny_bit_config()
     config["bit"]["seeds"] = 4
-    (workdir / "config" / "demo_bit.yaml").write_text(yaml.safe_dump(config))
-    out = snakemake(workdir, "-n", "--cores", "2", "--configfile", workdir / "config/demo_bit.yaml").stdout
-    planned = re.findall(r"^(?:local)?rule (\w+):\n(?:.*\n)*?\s+wildcards: (.*)$", out, re.MULTILINE)
-    runs = sorted(w for rule, w in planned if rule == "train_bit")
-    assert runs == [f"model={m}, dataset=digits, run=3" for m in ("cnn_w16_d3", "cnn_w4_d1", "cnn_w8_d2")]
-    rules = set(re.findall(r"^(?:local)?rule (\w+):", out, re.MULTILINE))
+    planned = planned_jobs(run_with_configfile(workdir, config, "demo_bit.yaml", "-n", "--cores", "2").stdout)
+    runs = sorted((wc["model"], wc["dataset"], wc["run"]) for rule, wc in planned if rule == "train_bit")
+    assert runs == [(m, "digits", "3") for m in ("cnn_w16_d3", "cnn_w4_d1", "cnn_w8_d2")]
+    rules = {rule for rule, _ in planned}
     assert rules == {"train_bit", "pick_bit_median", "collect_results", "results_latex", "compute_statistics",
                      "compare_bit_to_grid", "fig_bit_vs_grid", "fig2_correlation", "fig_per_dataset",
                      "fig_modes_per_dataset", "fig_dataset_size", "all"}

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from .conftest import ROOT, snakemake
+from .conftest import ROOT, planned_jobs, run_with_configfile
 
 pytestmark = pytest.mark.workflow
 DEMO = ROOT / "config" / "demo_sweeps.yaml"
@@ -42,16 +42,10 @@ def tiny_sweeps_config() -> dict:
     return config
 
 
-def write_config(workdir, config):
-    (workdir / "config").mkdir(parents=True, exist_ok=True)
-    (workdir / "config" / "demo_sweeps.yaml").write_text(yaml.safe_dump(config))
-
-
 @pytest.fixture(scope="module")
 def sweeps_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("sweeps")
-    write_config(workdir, tiny_sweeps_config())
-    proc = snakemake(workdir, "--cores", "2", "--configfile", workdir / "config/demo_sweeps.yaml")
+    proc = run_with_configfile(workdir, tiny_sweeps_config(), "demo_sweeps.yaml", "--cores", "2")
     return workdir, proc
 
 
@@ -133,14 +127,7 @@ def test_adding_a_size_or_a_draw_reruns_only_the_new_runs_and_the_aggregates(swe
     shutil.copytree(sweeps_run[0], workdir, symlinks=True)
     config = tiny_sweeps_config()
     config["sweeps"]["dataset_size"].update(draws=3, examples_per_class={"digits": [2, 4, "all"]})
-    write_config(workdir, config)
-    out = snakemake(workdir, "-n", "--cores", "2", "--configfile", workdir / "config/demo_sweeps.yaml").stdout
-    planned = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
-        match = re.match(r"(?:local)?rule (\w+):", block.strip())
-        if match:
-            wc = re.search(r"wildcards: (.*)", block)
-            planned.append((match.group(1), dict(kv.split("=", 1) for kv in wc.group(1).split(", ")) if wc else {}))
+    planned = planned_jobs(run_with_configfile(workdir, config, "demo_sweeps.yaml", "-n", "--cores", "2").stdout)
     new = {"n2-d2", "n4-d0", "n4-d1", "n4-d2"}
     runs = [(rule, wc) for rule, wc in planned if wc]
     assert runs and all(wc.get("subset", wc.get("variant")) in new for _, wc in runs), runs

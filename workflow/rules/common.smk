@@ -508,14 +508,20 @@ def study_summary(config_files):
     return "\n".join(lines)
 
 
+def split_sizes(name):
+    """{split: images} from a dataset's split file once made, else None."""
+    split = Path(path(PATHS.split, dataset=name))
+    return json.loads(split.read_text())["sizes"] if split.is_file() else None
+
+
 def dataset_images(name):
     """A dataset's images (train + val + test): the paper's published count, or its split file's once made; None
     before that (transferbench.footprint)."""
     source = config["datasets"][name]["source"]
     if source in PAPER_DATASETS:
         return PAPER_DATASETS[source].train + PAPER_DATASETS[source].test
-    split = Path(path(PATHS.split, dataset=name))
-    return sum(json.loads(split.read_text())["sizes"].values()) if split.is_file() else None
+    sizes = split_sizes(name)
+    return sum(sizes.values()) if sizes else None
 
 
 def footprint_plan():
@@ -594,9 +600,8 @@ def footprint_plan():
 def bit_examples(name):
     """A dataset's training examples for the bit mode (train + val): its split file's once made, else the paper's
     published training-set size; None before that (the footprint then plans the rule's shortest schedule)."""
-    split = Path(path(PATHS.split, dataset=name))
-    if split.is_file():
-        sizes = json.loads(split.read_text())["sizes"]
+    sizes = split_sizes(name)
+    if sizes:
         return sizes["train"] + sizes["val"]
     source = config["datasets"][name]["source"]
     return PAPER_DATASETS[source].train if source in PAPER_DATASETS else None

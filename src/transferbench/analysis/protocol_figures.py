@@ -41,8 +41,8 @@ def plot_bit_vs_grid(comparison: pd.DataFrame, out_pdf, out_png, upstream_label:
                                                 finetune=("grid_value", lambda v: logit(v).mean()),
                                                 bit=("bit_value", lambda v: logit(v).mean()))
         titles = []
-        for protocol, column in (("finetune", "finetune"), ("bit", "bit")):
-            x, y = means["top1"].to_numpy(), means[column].to_numpy()
+        for protocol in PROTOCOLS:  # means' columns are named by protocol
+            x, y = means["top1"].to_numpy(), means[protocol].to_numpy()
             order = np.argsort(x)
             right.plot(x[order], y[order], color=protocol_colours[protocol], lw=0.8)
             for model, xi, yi in zip(means.index, x, y):

@@ -30,9 +30,21 @@ def training_seconds(grid_files, final_file) -> tuple[int, float]:
     return max(len(grid), 1), sum(r["wall_time_s"] for r in grid) + read_json(final_file)["wall_time_s"]
 
 
+def read_costs(pairs: list[dict]) -> pd.DataFrame:
+    """Per model x dataset (`pairs`: model, dataset, the finetune grid's point files `grid`, its `final` fit, the
+    `bit` result): grid points and training seconds of the search, of the rule's median run and of all its runs."""
+    rows = []
+    for pair in pairs:
+        points, seconds = training_seconds(pair["grid"], pair["final"])
+        bit = read_json(pair["bit"])
+        rows.append({"model": pair["model"], "dataset": pair["dataset"], "grid_points": points,
+                     "grid_train_s": seconds, "bit_train_s": bit["wall_time_s"],
+                     "bit_all_runs_train_s": sum(bit["run_wall_time_s"])})
+    return pd.DataFrame(rows)
+
+
 def compare(table: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
-    """One row per model x dataset with both protocols (module docstring). `costs`: model, dataset, grid_points,
-    grid_train_s, bit_train_s, bit_runs."""
+    """One row per model x dataset with both protocols (module docstring). `costs`: read_costs's table."""
     wide = table[table["mode"].isin(PROTOCOLS)].pivot_table(index=["model", "dataset"], columns="mode",
                                                             values="value", aggfunc="first")
     if not set(PROTOCOLS) <= set(wide.columns):

@@ -47,7 +47,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from transferbench.atomic import atomic_path
-from transferbench.data.images import DecodedImages, decode_image, resize_square
+from transferbench.data.images import DecodedImages, decode_image, decode_images, resize_square
 from transferbench.data.splits import SPLITS, DatasetSpec, Split
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,21 @@ def _check(h5, path, split: Split, size: int | None, interpolation: str | None) 
 def batch_slices(n: int, batch_size: int) -> list[slice]:
     """Consecutive batches of n images, as slices (a DataLoader sampler over CachedImages with batch_size=None)."""
     return [slice(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+
+
+def load_images(dataset_spec: DatasetSpec, split: Split, names, size: int, interpolation: str, images_file=None,
+                num_workers: int = 0, subset=None):
+    """The images of the named splits (optionally only a training-set subset's, data.subsets.Subset) for a training
+    job: read batch by batch from the image cache when there is one (decoded once for every model at this size),
+    else decoded here and held in memory (standalone runs without a cache)."""
+    names = (names,) if isinstance(names, str) else tuple(names)
+    if images_file is not None:
+        images = CachedImages(images_file, split, names, size, interpolation)
+        return images if subset is None else images.take(subset.positions)
+    ids, labels = split.select(*names)
+    if subset is not None:
+        ids, _ = subset.select(ids, labels)
+    return decode_images(dataset_spec, ids, size, interpolation, num_workers)
 
 
 class CachedImages(Dataset):

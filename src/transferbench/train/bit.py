@@ -39,8 +39,8 @@ import torch
 from torch import nn
 
 from transferbench.atomic import write_json
-from transferbench.data.image_cache import CachedImages
-from transferbench.data.images import Preprocessing, decode_images
+from transferbench.data.image_cache import load_images
+from transferbench.data.images import Preprocessing
 from transferbench.data.paper import PAPER_DATASETS
 from transferbench.data.splits import DatasetSpec, Split
 from transferbench.inference import pick_device
@@ -135,12 +135,8 @@ def run_bit(model_spec: ModelSpec, dataset_spec: DatasetSpec, split_file, bit: d
     train_ids, train_labels = split.select("train", "val")
     eval_ids, eval_labels = split.select("test")
     rule = plan_rule(len(train_ids), image_side, bit, largest_model)
-    if images_file is not None:
-        train_images = CachedImages(images_file, split, ("train", "val"), rule.precrop, spec.interpolation)
-        eval_images = CachedImages(images_file, split, "test", rule.precrop, spec.interpolation)
-    else:
-        train_images = decode_images(dataset_spec, train_ids, rule.precrop, spec.interpolation, bit["num_workers"])
-        eval_images = decode_images(dataset_spec, eval_ids, rule.precrop, spec.interpolation, bit["num_workers"])
+    train_images, eval_images = (load_images(dataset_spec, split, names, rule.precrop, spec.interpolation, images_file,
+                                             bit["num_workers"]) for names in (("train", "val"), "test"))
     torch.manual_seed(seed)
     model = build_model(spec, len(split.classes), weights=True)
     zero_head(model)

@@ -18,8 +18,8 @@ import logging
 import torch
 
 from transferbench.atomic import write_json
-from transferbench.data.image_cache import CachedImages
-from transferbench.data.images import Preprocessing, decode_images, storage_size
+from transferbench.data.image_cache import load_images
+from transferbench.data.images import Preprocessing, storage_size
 from transferbench.data.splits import DatasetSpec, Split
 from transferbench.data.subsets import Subset
 from transferbench.inference import pick_device
@@ -66,14 +66,8 @@ def run_training(mode: str, model_spec: ModelSpec, dataset_spec: DatasetSpec, sp
     if subset is not None:
         train_ids, train_labels = subset.select(train_ids, train_labels)
     eval_ids, eval_labels = split.select(eval_name)
-    if images_file is not None:  # decoded once for every model at this size (image_cache), read batch by batch
-        train_images = CachedImages(images_file, split, train_names, size, spec.interpolation)
-        if subset is not None:
-            train_images = train_images.take(subset.positions)
-        eval_images = CachedImages(images_file, split, eval_name, size, spec.interpolation)
-    else:  # standalone runs without a cache: decoded here, held in memory
-        train_images = decode_images(dataset_spec, train_ids, size, spec.interpolation, workers)
-        eval_images = decode_images(dataset_spec, eval_ids, size, spec.interpolation, workers)
+    train_images = load_images(dataset_spec, split, train_names, size, spec.interpolation, images_file, workers, subset)
+    eval_images = load_images(dataset_spec, split, eval_name, size, spec.interpolation, images_file, workers)
     model = build_for_mode(spec, mode, len(split.classes), settings, seed)
     preprocessing = Preprocessing(spec.resolution, spec.mean, spec.std, spec.interpolation)
     log.info("%s %s on %s (%s): lr %g, weight decay %g, %d train / %d %s images", mode, spec.name, dataset_spec.name,
