@@ -1,15 +1,19 @@
 """What a config's `sweeps` section expands to: the extra runs of the dataset-size study (training-set subsets,
 Kornblith et al. Fig. 9 and BiT's few-shot transfer), of the training-budget study (Fig. 8) and of the schedule study
 (Rethinking ImageNet Pre-training: from scratch with BatchNorm, GroupNorm or GN + WS at 1x, 2x, 4x ... the base
-schedule, against fine-tuning at the same multiples).
+schedule, against fine-tuning at the same multiples) and of the reuse study (Vasconcelos et al. 2022: between the
+linear probe and full fine-tuning, heads of growing capacity on the frozen cached features and fine-tuning of the
+last k stages only).
 
 Each run is a (study, model, dataset, mode, variant); the variant names the subset (`n4-d0`: 4 examples per class,
-draw 0; `nall-d0`: the whole train split), the budget (`steps152`) or the schedule (`x2-groupnorm`: twice the mode's
-steps, GroupNorm). A run gets its mode's settings for its dataset (transferbench.config.training_settings), then the
-sweep's own overrides for the mode (a smaller grid, say), then, for a budget, `steps` = the budget with
-`schedule_multiplier` 1: the cosine schedule spans exactly that many steps; for a schedule, `schedule_multiplier` =
-the multiple (the cosine schedule spans multiple x steps) and `norm`. Every run is independent, with its own grid
-search, selection and final fit (the paper's protocol).
+draw 0; `nall-d0`: the whole train split), the budget (`steps152`), the schedule (`x2-groupnorm`: twice the mode's
+steps, GroupNorm), the head (`mlp2-w512`, mode `head`: transferbench.probe.heads) or the trainable stages (`last2`,
+mode finetune: the last 2 stages and the head train, the rest is frozen, BatchNorm statistics included). A run gets
+its mode's settings for its dataset (transferbench.config.training_settings), then the sweep's own overrides for the
+mode (a smaller grid, say), then, for a budget, `steps` = the budget with `schedule_multiplier` 1: the cosine
+schedule spans exactly that many steps; for a schedule, `schedule_multiplier` = the multiple (the cosine schedule
+spans multiple x steps) and `norm`; for trainable stages, `trainable_stages`. Every run is independent, with its own
+grid search, selection and final fit (the paper's protocol).
 """
 
 from __future__ import annotations
@@ -20,21 +24,29 @@ from dataclasses import dataclass
 
 from transferbench.config import _merge, named_points, training_settings
 
-STUDIES = ("dataset_size", "budgets", "schedules")
+STUDIES = ("dataset_size", "budgets", "schedules", "reuse")
 SWEPT_MODES = ("linear", "finetune", "scratch")  # the dataset-size sweep's modes (knn and bit are not swept)
 TRAIN_MODES = ("finetune", "scratch")
+PROBE_MODES = ("linear", "head")  # runs on cached features; the others are training jobs
 SUBSET = re.compile(r"n(?P<k>\d+|all)-d(?P<draw>\d+)")
 BUDGET = re.compile(r"steps(?P<steps>\d+)")
 SCHEDULE = re.compile(r"x(?P<multiple>\d+(?:\.\d+)?)-(?P<norm>batchnorm|groupnorm|groupnorm_ws)")
+STAGES = re.compile(r"last(?P<k>\d+)")
+HEAD = re.compile(r"mlp(?P<layers>\d+)-w(?P<width>\d+)")
 
 
 @dataclass(frozen=True)
 class SweepRun:
-    study: str  # dataset_size | budgets | schedules
+    study: str  # dataset_size | budgets | schedules | reuse
     model: str
     dataset: str
-    mode: str  # linear | finetune | scratch (budgets: finetune | scratch)
-    variant: str  # n4-d0 | nall-d0 | steps152 | x2-groupnorm
+    mode: str  # linear | finetune | scratch (budgets: finetune | scratch; reuse: head | finetune)
+    variant: str  # n4-d0 | nall-d0 | steps152 | x2-groupnorm | mlp2-w512 | last2
+
+    @property
+    def trained(self) -> bool:
+        """A training job's run (grid jobs, selection, final fit), not a probe's on cached features."""
+        return self.mode not in PROBE_MODES
 
 
 def subset_name(examples_per_class: int | None, draw: int) -> str:
@@ -71,6 +83,30 @@ def parse_schedule_name(name: str) -> tuple[float, str]:
     if not match:
         raise ValueError(f"schedule name {name!r}: expected x<multiple>-<norm> (x2-groupnorm)")
     return float(match["multiple"]), match["norm"]
+
+
+def head_name(hidden_layers: int, width: int) -> str:
+    """'mlp2-w512': 2 hidden layers of 512 units (transferbench.probe.heads)."""
+    return f"mlp{hidden_layers}-w{width}"
+
+
+def parse_head_name(name: str) -> tuple[int, int]:
+    match = HEAD.fullmatch(name)
+    if not match:
+        raise ValueError(f"head name {name!r}: expected mlp<hidden layers>-w<width> (mlp2-w512)")
+    return int(match["layers"]), int(match["width"])
+
+
+def stages_name(trainable_stages: int) -> str:
+    """'last2': the last 2 stages (and the head) trainable."""
+    return f"last{trainable_stages}"
+
+
+def parse_stages_name(name: str) -> int:
+    match = STAGES.fullmatch(name)
+    if not match:
+        raise ValueError(f"trainable-stages name {name!r}: expected last<stages> (last2)")
+    return int(match["k"])
 
 
 def examples_per_class(sizes) -> list[int | None]:
@@ -113,6 +149,14 @@ def sweep_runs(config: dict) -> list[SweepRun]:
                 norms = sweep.get("norms", ["batchnorm"]) if mode == "scratch" else ["batchnorm"]
                 runs += [SweepRun("schedules", model, dataset, mode, schedule_name(m, norm))
                          for norm in norms for m in multiples]
+    sweep = _enabled(config, "reuse")
+    if sweep:
+        heads = sweep["heads"]
+        for model, dataset in itertools.product(sweep.get("models") or list(config["models"]),
+                                                sweep.get("datasets") or list(config["datasets"])):
+            runs += [SweepRun("reuse", model, dataset, "head", head_name(layers, heads["width"]))
+                     for layers in heads["hidden_layers"]]
+            runs += [SweepRun("reuse", model, dataset, "finetune", stages_name(k)) for k in sweep["trainable_stages"]]
     return runs
 
 
@@ -130,6 +174,8 @@ def sweep_settings(config: dict, study: str, mode: str, dataset: str, variant: s
     if study == "schedules":
         multiple, norm = parse_schedule_name(variant)
         settings.update(schedule_multiplier=multiple, norm=norm)
+    if study == "reuse":
+        settings.update(trainable_stages=parse_stages_name(variant))
     return settings
 
 
@@ -151,6 +197,12 @@ def sweep_problems(config: dict) -> list[str]:
                 problems.append(f"config key 'sweeps.{study}.models': {model!r} is not a model of the study; "
                                 f"valid: {', '.join(models)}")
         named = list(sweep["examples_per_class"]) if study == "dataset_size" else sweep.get("datasets", [])
+        if study == "reuse" and "finetune" not in config["modes"] and sweep.get("trainable_stages"):
+            problems.append("config key 'sweeps.reuse.trainable_stages': partial fine-tuning is compared with full "
+                            "fine-tuning: add finetune to modes (or set trainable_stages: [])")
+        if study == "reuse" and "linear" not in config["modes"]:
+            problems.append("config key 'sweeps.reuse': the heads are compared with the linear head: add linear to "
+                            "modes")
         for dataset in named:
             if dataset not in datasets:
                 key = "examples_per_class" if study == "dataset_size" else "datasets"

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.unit
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "transferbench"
 # Stages in data-flow order; a module may import its own stage and the stages before it, never one after it.
 RANKS = {"hints": 0, "atomic": 0, "seeding": 0, "metrics": 0, "predictions": 0, "inference": 0, "config": 0,
-         "data": 1, "models": 2, "features": 3, "probe": 4, "train": 4, "analysis": 5,
+         "data": 1, "models": 2, "features": 3, "probe": 4, "train": 4, "detection": 4, "analysis": 5,
          "sweeps": 0, "footprint": 0, "checks": 6, "prefetch": 6, "failures": 6, "workflow": 7}
 
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 from transferbench.config import grid_points, linear_grid, training_settings, upstream_settings
 from transferbench.data.paper import PAPER_DATASETS
-from transferbench.sweeps import examples_per_class, sweep_grid_points, sweep_runs, sweep_settings
+from transferbench.sweeps import examples_per_class, head_name, sweep_grid_points, sweep_runs, sweep_settings
 
 CONDA_ENV = "../../envs/transferbench.yaml"  # for --software-deployment-method conda (relative to rules/)
 MODELS = list(config["models"])
@@ -41,6 +41,7 @@ SWEEP_FIGURES = [
         ("budgets", "fig8_convergence"),
         ("dataset_size", "fig9_dataset_size"),
         ("schedules", "fig_schedules"),
+        ("reuse", "fig_reuse_capacity"),
     )
     if study in SWEEP_STUDIES
 ]
@@ -102,6 +103,8 @@ PATHS = SimpleNamespace(
     bit_run="results/bit/{model}/{dataset}/run{run}.json",
     bit_run_predictions="results/bit/{model}/{dataset}/run{run}.predictions.npz",
     bit_run_checkpoint="results/bit/{model}/{dataset}/run{run}.ckpt",
+    head_result="results/reuse/head/{model}/{dataset}/{variant}.json",
+    head_predictions="results/reuse/head/{model}/{dataset}/{variant}.predictions.npz",
     bit_result="results/bit/{model}/{dataset}/final.json",
     bit_predictions="results/bit/{model}/{dataset}/predictions.npz",
     table="results/tables/results.csv",
@@ -136,9 +139,9 @@ wildcard_constraints:
     mode="finetune|scratch",
     point=r"lr[^/_]+_wd[^/]+",
     size=r"\d+",
-    study="dataset_size|budgets|schedules",
+    study="dataset_size|budgets|schedules|reuse",
     subset=r"n(?:\d+|all)-d\d+",
-    variant=r"n(?:\d+|all)-d\d+|steps\d+|x\d+(?:\.\d+)?-(?:batchnorm|groupnorm|groupnorm_ws)",
+    variant=r"n(?:\d+|all)-d\d+|steps\d+|x\d+(?:\.\d+)?-(?:batchnorm|groupnorm|groupnorm_ws)|last\d+|mlp\d+-w\d+",
     interpolation="bilinear|bicubic|nearest",
     run=r"\d+",
 
@@ -314,6 +317,9 @@ def grid_files(wc):
 def result_files(model, dataset, mode, study="main", variant=None):
     """(result json, per-example predictions) of one model x dataset x mode, or of a sweep's run."""
     if study != "main":
+        if mode == "head":
+            files = PATHS.head_result, PATHS.head_predictions
+            return tuple(path(f, model=model, dataset=dataset, variant=variant) for f in files)
         if mode == "linear":
             files = PATHS.subset_linear_result, PATHS.subset_linear_predictions
             return tuple(path(f, model=model, dataset=dataset, subset=variant) for f in files)
@@ -379,6 +385,19 @@ def result_rows():
     return rows
 
 
+def head_settings():
+    """The heads' training settings (steps, batch size), without the list of heads: adding a head reruns no other
+    head's job."""
+    heads = config["sweeps"]["reuse"]["heads"]
+    return {k: v for k, v in heads.items() if k not in ("hidden_layers", "width", "grid")}
+
+
+def head_grid():
+    """The heads' grid points [{'lr', 'weight_decay'}], learning rate outermost."""
+    grid = config["sweeps"]["reuse"]["heads"]["grid"]
+    return [{"lr": lr, "weight_decay": wd} for lr in grid["lr"] for wd in grid["weight_decay"]]
+
+
 def sweep_inputs(wc):
     """A sweep run's subset file (dataset-size runs)."""
     return {"subset": path(PATHS.subset, dataset=wc.dataset, subset=wc.variant)} if wc.study == "dataset_size" else {}
@@ -428,11 +447,12 @@ def study_jobs():
     jobs.update({name: 1 for name in FIGURE_KINDS})
     jobs["measure_feature_space"] = int(FEATURE_SPACE)
     jobs["compute_ablation_statistics"] = int(ABLATION)
-    trained = [r for r in SWEEP_RUNS if r.mode != "linear"]
+    trained = [r for r in SWEEP_RUNS if r.trained]
     jobs.update(
         {
             "draw_subset": len({(r.dataset, r.variant) for r in SWEEP_RUNS if r.study == "dataset_size"}),
             "fit_linear_probe_on_subset": sum(r.mode == "linear" for r in SWEEP_RUNS),
+            "fit_head_on_features": sum(r.mode == "head" for r in SWEEP_RUNS),
             "train_grid_point_in_sweep": sum(len(grid_jobs(sweep_grid(r.study, r.mode, r.dataset))) for r in trained),
             "select_grid_point_in_sweep": len(trained),
             "train_final_in_sweep": len(trained),
@@ -444,11 +464,11 @@ def study_jobs():
 
 
 def feature_pairs():
-    """(model, dataset) pairs whose features are extracted: the main study's probes (linear, knn), and linear sweep
-    runs."""
+    """(model, dataset) pairs whose features are extracted: the main study's probes (linear, knn), and the sweep runs
+    on cached features (linear subset runs, the reuse study's heads)."""
     probed = {"linear", "knn"} & set(config["modes"])
     pairs = {(m, d) for m in MODELS for d in DATASETS} if probed else set()
-    return pairs | {(r.model, r.dataset) for r in SWEEP_RUNS if r.mode == "linear"}
+    return pairs | {(r.model, r.dataset) for r in SWEEP_RUNS if not r.trained}
 
 
 def study_summary(config_files):
@@ -496,6 +516,12 @@ def study_summary(config_files):
         elif study == "budgets":
             what = "; ".join(
                 f"{mode}: {', '.join(f'{s:,}' for s in steps)} steps" for mode, steps in sweep["steps"].items()
+            )
+        elif study == "reuse":
+            heads = sweep["heads"]
+            what = (
+                f"heads {', '.join(['linear'] + [head_name(k, heads['width']) for k in heads['hidden_layers']])}; "
+                f"fine-tuning the last {', '.join(map(str, sweep['trainable_stages']))} stages or all"
             )
         else:
             what = "; ".join(f"{mode}: {', '.join(f'{m:g}x' for m in ms)}" for mode, ms in sweep["multiples"].items())
@@ -555,7 +581,7 @@ def footprint_plan():
             sweep_grid(r.study, r.mode, r.dataset),
         )
         for r in SWEEP_RUNS
-        if r.mode != "linear"
+        if r.trained
     ]
     groups += [
         dict(

@@ -45,3 +45,29 @@ rule fit_knn_probe:
         metric=lambda wc: config["datasets"][wc.dataset]["metric"],
     script:
         "../scripts/fit_knn_probe.py"
+
+
+# The reuse study's heads (transferbench.probe.heads): MLPs of growing capacity on the same cached features, each
+# with its own grid, selection on val and refit, in one job.
+rule fit_head_on_features:
+    input:
+        features=PATHS.features,
+        split=PATHS.split,
+    output:
+        result=PATHS.head_result,
+        predictions=PATHS.head_predictions,
+    log:
+        "logs/fit_head_on_features/{model}/{dataset}/{variant}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=16000,
+    params:
+        grid=lambda wc: head_grid(),
+        settings=lambda wc: head_settings(),
+        metric=lambda wc: config["datasets"][wc.dataset]["metric"],
+        seed=config["seed"],
+    script:
+        "../scripts/fit_head_on_features.py"

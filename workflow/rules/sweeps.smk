@@ -108,12 +108,22 @@ if SWEEP_RUNS:
                 if "schedules" in SWEEP_STUDIES
                 else {}
             ),
+            **(
+                {
+                    "reuse_points": path(PATHS.stats, name="reuse_points.csv"),
+                    "reuse_summary": path(PATHS.stats, name="reuse_summary.csv"),
+                    "reuse_gains": path(PATHS.stats, name="reuse_gains.csv"),
+                }
+                if "reuse" in SWEEP_STUDIES
+                else {}
+            ),
         log:
             "logs/compute_sweep_statistics.log",
         conda:
             CONDA_ENV
         params:
             seed=config["seed"],
+            size_groups=config["sweeps"].get("reuse", {}).get("size_groups", [10000]),
         script:
             "../scripts/compute_sweep_statistics.py"
 
@@ -162,3 +172,18 @@ if "schedules" in SWEEP_STUDIES:
             CONDA_ENV
         script:
             "../scripts/plot_schedules.py"
+
+
+if "reuse" in SWEEP_STUDIES:
+
+    rule fig_reuse_capacity:
+        input:
+            rules.compute_sweep_statistics.output.reuse_summary,
+        output:
+            **figure("fig_reuse_capacity", "fig_reuse_capacity.rst"),
+        log:
+            "logs/fig_reuse_capacity.log",
+        conda:
+            CONDA_ENV
+        script:
+            "../scripts/plot_reuse_capacity.py"

@@ -8,7 +8,9 @@ paths relative to the workflow's directory (where its jobs run).
 The sweeps' axes are columns too (transferbench.sweeps): `study` (main: the study matrix; dataset_size, budgets,
 schedules), `examples_per_class` and `draw` (dataset_size rows; `all` is recorded as the subset's largest class),
 `steps` (training steps of a finetune or scratch row; empty for linear), `schedule` and `norm` (schedules rows: the
-multiple of the mode's steps and the normalization). The bit mode's rows (transferbench.train.bit) add `runs`
+multiple of the mode's steps and the normalization). `head`, `trainable_stages` and `trainable_params` say what
+trained (REUSE_COLUMNS: the reuse study's heads and partial fine-tuning, and the main study's linear and finetune
+rows, its two ends). The bit mode's rows (transferbench.train.bit) add `runs`
 (seeds; the value is their median run's) and `value_min` / `value_max` over them. They are optional: a table without
 `study` is all main rows.
 The main study's statistics and figures read the main rows only (`read_table`).
@@ -30,6 +32,9 @@ COLUMNS = ["model", "dataset", "mode", "metric", "value", "imagenet_top1", "n_tr
 OPTIONAL = ["predictions"]
 SWEEP_COLUMNS = ["study", "examples_per_class", "draw", "steps", "schedule", "norm"]
 RUN_COLUMNS = ["runs", "value_min", "value_max"]  # the bit mode's: runs (seeds) behind the median value, their range
+# what trains on top of / inside the backbone: the head (linear, mlp2-w512), the trainable stages of a partial
+# fine-tuning run (empty: all), the trainable parameters (transferbench.probe.heads, transferbench.models.stages)
+REUSE_COLUMNS = ["head", "trainable_stages", "trainable_params"]
 MAIN = "main"
 KEY = ["model", "dataset", "mode"]
 NUMERIC = ["value", "imagenet_top1", "n_train", "n_test"]
@@ -51,16 +56,18 @@ def result_row(model: str, dataset: str, mode: str, result_file, imagenet_top1: 
             "imagenet_top1": imagenet_top1, "n_train": n_train, "n_test": n_test, "study": study,
             "examples_per_class": examples_per_class, "draw": draw, "steps": r.get("steps"), "schedule": schedule,
             "norm": norm, "runs": r.get("runs"), "value_min": r.get("value_min"), "value_max": r.get("value_max"),
+            "head": r.get("head"), "trainable_stages": r.get("trainable_stages"),
+            "trainable_params": r.get("trainable_params"),
             **(tags or {}), "predictions": predictions}
 
 
 def write_table(rows: list[dict], out_csv) -> pd.DataFrame:
     """The rows as the table: the main study's first (by mode, dataset, model), then each sweep's. The models' tag
     columns come after the sweep columns (empty for a model without that tag)."""
-    known = set(COLUMNS + SWEEP_COLUMNS + RUN_COLUMNS + OPTIONAL)
+    known = set(COLUMNS + SWEEP_COLUMNS + RUN_COLUMNS + REUSE_COLUMNS + OPTIONAL)
     tag_columns = list(dict.fromkeys(k for row in rows for k in row if k not in known))
-    table = pd.DataFrame(rows, columns=COLUMNS + SWEEP_COLUMNS + RUN_COLUMNS + tag_columns + OPTIONAL)
-    for column in ("examples_per_class", "draw", "steps", "runs"):
+    table = pd.DataFrame(rows, columns=COLUMNS + SWEEP_COLUMNS + RUN_COLUMNS + REUSE_COLUMNS + tag_columns + OPTIONAL)
+    for column in ("examples_per_class", "draw", "steps", "runs", "trainable_stages", "trainable_params"):
         table[column] = table[column].astype("Int64")  # integers, empty where a row has none
     table = table.assign(_sweep=table["study"] != MAIN).sort_values(
         ["_sweep", "study", "mode", "dataset", "model", "examples_per_class", "draw", "steps", "norm", "schedule"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from transferbench.analysis import sweeps
+from transferbench.analysis import reuse, sweeps
 from transferbench.analysis.paired_tests import paired_tests
 from transferbench.analysis.regression import regressions
 from transferbench.analysis.results import TableError, read_table, resolve_predictions, validate_table
@@ -68,10 +68,12 @@ SWEEP_OUTPUTS = {"dataset_size": "dataset_size.csv", "size_correlations": "size_
                  "convergence": "convergence.csv"}
 
 
-def write_sweep_statistics(results_csv, outputs: dict, n_boot: int = 2000, seed: int = 0) -> dict:
+def write_sweep_statistics(results_csv, outputs: dict, n_boot: int = 2000, seed: int = 0,
+                           size_groups=(10000,)) -> dict:
     """The sweeps' statistics (transferbench.analysis.sweeps) of a results table, each into its path in `outputs`:
     dataset_size, size_correlations, few_shot (the dataset-size study's), convergence (the budget study's),
-    schedules and schedule_summary (the schedule study's); a name left out is not computed."""
+    schedules and schedule_summary (the schedule study's), reuse_points, reuse_summary and reuse_gains (the reuse
+    study's, transferbench.analysis.reuse, datasets grouped at `size_groups`); a name left out is not computed."""
     table = read_table(results_csv, study=None)
     out = {}
     if outputs.keys() & {"dataset_size", "size_correlations", "few_shot"}:
@@ -83,6 +85,10 @@ def write_sweep_statistics(results_csv, outputs: dict, n_boot: int = 2000, seed:
     if "schedules" in outputs:
         out["schedules"] = sweeps.schedule_gaps(table)
         out["schedule_summary"] = sweeps.schedule_summary(out["schedules"])
+    if "reuse_points" in outputs:
+        out["reuse_points"] = points = reuse.reuse_points(table, size_groups)
+        out["reuse_summary"] = reuse.reuse_summary(points)
+        out["reuse_gains"] = reuse.reuse_gains(points)
     for name, frame in out.items():
         if name in outputs:
             Path(outputs[name]).parent.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,11 @@ class DemoCNN(nn.Module):
             channels *= 2
         self.features = nn.Sequential(*layers)
         self.num_features = channels
+        # timm's description of the stage outputs (what partial fine-tuning and detection backbones read): the
+        # stem's, then each stage's last conv block
+        self.feature_info = [{"module": "features.0", "num_chs": width, "reduction": 1}] + [
+            {"module": f"features.{2 * s + 2}", "num_chs": width * 2 ** (s + 1), "reduction": 2 ** (s + 1)}
+            for s in range(depth)]
         self.num_classes = num_classes
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(channels, num_classes) if num_classes else nn.Identity()

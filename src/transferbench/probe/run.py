@@ -53,6 +53,7 @@ def run_linear_probe(features_file, weight_decays, metric: str, out_json, predic
                   "certified": probe.certified_, "tol": refit_tol, "fit_time_s": refit_time},
         "n_train": len(train_val[1]), "n_test": len(test_labels), "feature_dim": int(test_features.shape[1]),
         "subset": None if subset is None else subset.name,
+        "head": "linear", "trainable_params": (int(test_features.shape[1]) + 1) * num_classes,
     }
     save_predictions(predictions_out, test_labels, scores)
     write_json(out_json, result)

@@ -9,6 +9,10 @@ A run on a training-set subset (the dataset-size sweep, transferbench.data.subse
 both phases: the grid point is scored on val, the final fit (the chosen point, on the subset again) on test. Val is
 not added to the final fit's training set as it is in the full study: with 1 example per class it would swamp the
 subset.
+
+Partial fine-tuning (the reuse study, settings `trainable_stages` k): the model's weights as `finetune`, then every
+stage but the last k frozen, their BatchNorm statistics included (transferbench.models.stages); the head always
+trains. Every run records its `trainable_params`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from transferbench.data.subsets import Subset
 from transferbench.inference import pick_device
 from transferbench.models.normalization import convert_norm
 from transferbench.models.spec import ModelSpec, build_model
+from transferbench.models.stages import freeze_all_but_last, trainable_parameters
 from transferbench.predictions import save_predictions
 from transferbench.train.loop import train_classifier
 
@@ -36,7 +41,13 @@ PHASES = {"grid": (("train",), "val"), "final": (("train", "val"), "test")}
 def build_for_mode(spec: ModelSpec, mode: str, num_classes: int, settings: dict, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)  # head (and, for scratch, every weight) initialized from the job's seed
     if mode == "finetune":
-        return build_model(spec, num_classes, weights=True)
+        model = build_model(spec, num_classes, weights=True)
+        if settings.get("trainable_stages") is not None:
+            frozen = freeze_all_but_last(model, settings["trainable_stages"], spec.resolution)
+            log.info("%s: the last %d of %d stages and the head train (%s of %s parameters)", spec.name,
+                     frozen["trainable_stages"], frozen["stages"], f"{frozen['trainable_params']:,}",
+                     f"{frozen['total_params']:,}")
+        return model
     if mode == "scratch":
         # Any CNN timm or torchvision builds: its BatchNorms become GroupNorm (and its convolutions weight-
         # standardized) by module conversion, the architecture otherwise unchanged (transferbench.models.normalization).
@@ -77,7 +88,8 @@ def run_training(mode: str, model_spec: ModelSpec, dataset_spec: DatasetSpec, sp
     summary = {"mode": mode, "phase": phase, "point": point, "model": spec.name, "dataset": dataset_spec.name,
                "lr": lr, "weight_decay": weight_decay, "metric": dataset_spec.metric, "value": result.metric,
                "eval_split": eval_name, "n_train": len(train_ids), "n_eval": len(eval_ids),
-               "subset": None if subset is None else subset.name}
+               "subset": None if subset is None else subset.name, "trainable_params": trainable_parameters(model),
+               "trainable_stages": settings.get("trainable_stages"), "head": "linear"}
     summary.update({k: v for k, v in result.summary().items() if k != "metric"})
     if predictions_out is not None:
         if result.outputs is None:

@@ -1,0 +1,134 @@
+"""A backbone's stages: the blocks between its resolution changes, in forward order, which partial fine-tuning
+trains from the top (the last k) and which a detector reads its feature pyramid from.
+
+Where the stages come from:
+- timm models (the demo CNN included): `feature_info`, timm's own description of its stage outputs (module name,
+  channels, stride), the one `features_only` builds on;
+- torchvision ResNets (ResNet, ResNeXt, Wide ResNet): the stem, then layer1..layer4;
+- other torchvision CNNs with a `features` Sequential (VGG, MobileNet, EfficientNet, DenseNet, ConvNeXt ...): its
+  children, cut where the next child changes the resolution (found by one forward pass on a dummy image).
+
+A parameter belongs to the stage whose module is the first, in registration order, at or after the module holding it:
+the stem's convolution precedes the first stage output and joins it; modules after the last stage but before the
+classifier (EfficientNet's conv_head, a final norm) join the last. The classifier belongs to no stage: it is the
+task's head, always trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from transferbench.models.spec import classifier_prefixes
+
+
+@dataclass(frozen=True)
+class Stage:
+    module: str  # the module whose output is the stage's output
+    channels: int
+    reduction: int  # input side / output side
+
+
+def _torchvision_markers(model: nn.Module, resolution: int) -> list[str]:
+    if all(hasattr(model, f"layer{i}") for i in range(1, 5)):
+        return ["maxpool", "layer1", "layer2", "layer3", "layer4"]  # the stem ends at its max pool
+    features = getattr(model, "features", None)
+    if isinstance(features, nn.Sequential):
+        sides, x = [], torch.zeros(1, 3, resolution, resolution)
+        with torch.no_grad():
+            for child in features:
+                x = child(x)
+                sides.append(x.shape[-1])
+        names = [name for name, _ in features.named_children()]
+        return [f"features.{names[i]}" for i in range(len(names)) if i == len(names) - 1 or sides[i + 1] < sides[i]]
+    return []
+
+
+def stage_modules(model: nn.Module, resolution: int = 224) -> list[str]:
+    """Names of the modules whose outputs are the backbone's stage outputs, from input to output (module docstring);
+    a clear error for a model whose stages are not known."""
+    info = getattr(model, "feature_info", None)
+    if info:
+        entries = info.get_dicts() if hasattr(info, "get_dicts") else info
+        return [entry["module"] for entry in entries]
+    was_training = model.training
+    model.eval()
+    markers = _torchvision_markers(model, resolution)
+    model.train(was_training)
+    if not markers:
+        raise ValueError(f"the stages of {model.__class__.__name__} are not known: partial fine-tuning and detection "
+                         "need a timm model (its feature_info), a torchvision ResNet, or a torchvision CNN whose "
+                         "layers are a `features` Sequential")
+    return markers
+
+
+def describe_stages(model: nn.Module, resolution: int) -> list[Stage]:
+    """The stages with their output channels and reduction, from one forward pass at `resolution`."""
+    names = stage_modules(model, resolution)
+    outputs = stage_outputs(model, names, torch.zeros(1, 3, resolution, resolution))
+    return [Stage(n, int(o.shape[1]), round(resolution / o.shape[-1])) for n, o in zip(names, outputs)]
+
+
+def stage_outputs(model: nn.Module, names: list[str], images: torch.Tensor) -> list[torch.Tensor]:
+    """The named modules' outputs for `images` (forward hooks; `forward_features` where the model has one, so the
+    classifier does not run)."""
+    captured = {}
+    hooks = [model.get_submodule(n).register_forward_hook(lambda _m, _i, out, n=n: captured.__setitem__(n, out))
+             for n in names]
+    try:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            (model.forward_features if hasattr(model, "forward_features") else model)(images)
+        model.train(was_training)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [captured[n] for n in names]
+
+
+def parameter_stages(model: nn.Module, resolution: int = 224) -> dict[str, int | None]:
+    """{parameter name: stage index} (None: the classifier's), by registration order (module docstring)."""
+    names = stage_modules(model, resolution)
+    order = {name: i for i, (name, _) in enumerate(model.named_modules())}
+    ends = []  # the registration index of each stage module's last submodule
+    for name in names:
+        inside = [i for n, i in order.items() if n == name or n.startswith(f"{name}.")]
+        ends.append(max(inside))
+    heads = classifier_prefixes(model)
+    stages = {}
+    for pname, _ in model.named_parameters():
+        if pname.startswith(heads):
+            stages[pname] = None
+            continue
+        owner = order[pname.rpartition(".")[0]]
+        stages[pname] = next((s for s, end in enumerate(ends) if owner <= end), len(ends) - 1)
+    return stages
+
+
+def freeze_all_but_last(model: nn.Module, trainable_stages: int, resolution: int = 224) -> dict:
+    """Freeze every stage but the last `trainable_stages` (0: only the classifier trains), their BatchNorms included:
+    frozen parameters get no gradient, and frozen BatchNorms become timm's FrozenBatchNorm2d, which keep the
+    pretrained statistics in training mode too. Returns {stages, trainable_stages, trainable_params, total_params}."""
+    from timm.utils.model import freeze
+
+    names = stage_modules(model, resolution)
+    if not 0 <= trainable_stages <= len(names):
+        raise ValueError(f"trainable_stages {trainable_stages}: {model.__class__.__name__} has {len(names)} stages "
+                         f"({', '.join(names)}); expected 0 to {len(names)}")
+    stages = parameter_stages(model, resolution)
+    cut = len(names) - trainable_stages
+    frozen_params = {p for p, s in stages.items() if s is not None and s < cut}
+    # the modules holding a frozen parameter, plus parameter-free BatchNorms (affine=False) before the cut
+    frozen_modules = sorted({p.rpartition(".")[0] for p in frozen_params})
+    if frozen_modules:
+        freeze(model, frozen_modules)
+    return {"stages": len(names), "trainable_stages": trainable_stages,
+            "trainable_params": trainable_parameters(model),
+            "total_params": sum(p.numel() for p in model.parameters())}
+
+
+def trainable_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
