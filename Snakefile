@@ -82,6 +82,7 @@ include: "workflow/rules/probe.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/sweeps.smk"
+include: "workflow/rules/detection.smk"
 
 
 if workflow.is_main_process:
@@ -109,3 +110,5 @@ rule all:
         expand(PATHS.figure, name=FIGURE_KINDS, ext=["pdf", "png"]),
         rules.compute_sweep_statistics.output if SWEEP_RUNS else [],
         expand(PATHS.figure, name=SWEEP_FIGURES, ext=["pdf", "png"]),
+        rules.compute_detection_statistics.output if DETECTION_RUNS else [],
+        expand(PATHS.figure, name=DETECTION_FIGURES, ext=["pdf", "png"]),

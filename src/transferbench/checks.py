@@ -6,14 +6,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transferbench.analysis.results import COLUMNS, OPTIONAL, RUN_COLUMNS, SWEEP_COLUMNS
+from transferbench.analysis.results import (
+    COLUMNS,
+    DETECTION_COLUMNS,
+    OPTIONAL,
+    REUSE_COLUMNS,
+    RUN_COLUMNS,
+    SWEEP_COLUMNS,
+)
 from transferbench.config import SCHEMA, ConfigError, training_settings, validate_schema
 from transferbench.data.paper import PAPER_DATASETS
+from transferbench.detection.plan import detection_problems
 from transferbench.hints import PREFETCH_HINT
 from transferbench.sweeps import sweep_problems
 
 # the results table's own columns: tags may not take them
-TABLE_COLUMNS = set(COLUMNS + SWEEP_COLUMNS + RUN_COLUMNS + OPTIONAL)
+TABLE_COLUMNS = set(COLUMNS + SWEEP_COLUMNS + RUN_COLUMNS + REUSE_COLUMNS + DETECTION_COLUMNS + OPTIONAL)
 
 
 def validate_config(config: dict, schema_path=SCHEMA, cross_references: bool = True) -> dict:
@@ -28,7 +36,7 @@ def validate_config(config: dict, schema_path=SCHEMA, cross_references: bool = T
     if not problems:
         problems = _fill_dataset_metrics(config)
     if not problems:
-        problems = sweep_problems(config)
+        problems = sweep_problems(config) + detection_problems(config)
     if not problems and cross_references:
         problems = _cross_reference_problems(config)
     if problems:
@@ -164,4 +172,19 @@ def missing_data(config: dict) -> tuple[list[str], list[str]]:
                 how = d.fetch if d.fetch.startswith("by hand") else PREFETCH_HINT
                 fetchable.append(f"config key 'datasets.{name}': {d.title} is not under {root} ({root / d.folder} is "
                                  f"missing); expected layout: {d.layout}; to get it: {how}")
+    detection = config.get("detection") or {}
+    for name, entry in detection.get("datasets", {}).items() if detection.get("enabled", True) else ():
+        for part in ("train", "test") if entry["source"] == "coco" else ():
+            for key, is_there in (("instances", Path.is_file), ("images", Path.is_dir)):
+                given = entry.get(part, {}).get(key)
+                if given and not is_there(Path(given)):
+                    own.append(f"config key 'detection.datasets.{name}.{part}.{key}': {given} is not a "
+                               f"{'file' if key == 'instances' else 'folder'} (expected a COCO-format instances.json "
+                               "and the folder of its images)")
+        if entry["source"] == "voc2007":
+            root = Path(entry.get("root") or config["data_root"])
+            d = PAPER_DATASETS["voc2007"]
+            if not (root / d.folder).is_dir():
+                fetchable.append(f"config key 'detection.datasets.{name}': {d.title} is not under {root}; expected "
+                                 f"layout: {d.layout}; to get it: {PREFETCH_HINT}")
     return own, fetchable

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 from transferbench.config import grid_points, linear_grid, training_settings, upstream_settings
 from transferbench.data.paper import PAPER_DATASETS
+from transferbench.detection.plan import capacities, detection_grid, detection_runs, detection_settings
 from transferbench.sweeps import examples_per_class, head_name, sweep_grid_points, sweep_runs, sweep_settings
 
 CONDA_ENV = "../../envs/transferbench.yaml"  # for --software-deployment-method conda (relative to rules/)
@@ -33,6 +34,9 @@ if ABLATION:
 if BIT_COMPARED:
     FIGURE_KINDS.append("fig_bit_vs_grid")
 UPSTREAM_LABEL = "Upstream top-1 (%)" if UPSTREAM_MODELS else "ImageNet top-1 (%)"
+DETECTION_RUNS = detection_runs(config)  # backbone x dataset x state x capacity (transferbench.detection.plan)
+DETECTION_DATASETS = sorted({r.dataset for r in DETECTION_RUNS})
+DETECTION_FIGURES = ["fig_detection_top1", "fig_detection_capacity"] if DETECTION_RUNS else []
 SWEEP_RUNS = sweep_runs(config)  # the dataset-size and budget studies' runs (transferbench.sweeps)
 SWEEP_STUDIES = sorted({run.study for run in SWEEP_RUNS})
 SWEEP_FIGURES = [
@@ -107,6 +111,14 @@ PATHS = SimpleNamespace(
     head_predictions="results/reuse/head/{model}/{dataset}/{variant}.predictions.npz",
     bit_result="results/bit/{model}/{dataset}/final.json",
     bit_predictions="results/bit/{model}/{dataset}/predictions.npz",
+    detection_data="results/detection/data/{detset}",
+    detection_split="results/detection/splits/{detset}.json",
+    detection_grid_point="results/detection/{state}/{model}/{detset}/{capacity}/grid/{point}.json",
+    detection_grid_checkpoint="results/detection/{state}/{model}/{detset}/{capacity}/grid/{point}.ckpt",
+    detection_selection="results/detection/{state}/{model}/{detset}/{capacity}/selection.json",
+    detection_final="results/detection/{state}/{model}/{detset}/{capacity}/final.json",
+    detection_predictions="results/detection/{state}/{model}/{detset}/{capacity}/detections.json",
+    detection_final_checkpoint="results/detection/{state}/{model}/{detset}/{capacity}/final.ckpt",
     table="results/tables/results.csv",
     few_shot="results/tables/few_shot.csv",
     latex="results/tables/results.tex",
@@ -144,6 +156,9 @@ wildcard_constraints:
     variant=r"n(?:\d+|all)-d\d+|steps\d+|x\d+(?:\.\d+)?-(?:batchnorm|groupnorm|groupnorm_ws)|last\d+|mlp\d+-w\d+",
     interpolation="bilinear|bicubic|nearest",
     run=r"\d+",
+    detset=_alternatives(DETECTION_DATASETS),
+    state="frozen|finetune|scratch",
+    capacity=r"fpn\d+-conv\d+(?:-fc\d+)?(?:-rpn\d+)?",
 
 
 def model_entry(model):
@@ -314,6 +329,44 @@ def grid_files(wc):
     return expand(PATHS.grid_point, mode=wc.mode, model=wc.model, dataset=wc.dataset, point=points)
 
 
+def detection_dataset_params(wc):
+    """The detection dataset's entry, with where its files are: the workflow's folder for generated data; the
+    entry's root, else data_root, for VOC 2007."""
+    entry = dict(config["detection"]["datasets"][wc.detset])
+    if entry["source"] == "generated":
+        entry["root"] = path(PATHS.detection_data, detset=wc.detset)
+    elif entry["source"] == "voc2007":
+        entry["root"] = entry.get("root", config["data_root"])
+    return entry
+
+
+def detection_dataset_inputs(wc):
+    """The generated detection data folder, for datasets the workflow writes itself."""
+    entry = config["detection"]["datasets"][wc.detset]
+    return {"data": path(PATHS.detection_data, detset=wc.detset)} if entry["source"] == "generated" else {}
+
+
+def detection_capacity(name):
+    return capacities(config)[name]
+
+
+@cache
+def detection_grid_of(state, detset):
+    return detection_grid(config, state, detset)
+
+
+def detection_run_settings(wc):
+    """A detection run's settings without the grid (as run_settings: adding a grid value reruns no other point)."""
+    settings = detection_settings(config, wc.state, wc.detset)
+    settings.pop("grid")
+    return settings
+
+
+def detection_grid_files(wc):
+    points = grid_jobs(detection_grid_of(wc.state, wc.detset))
+    return expand(PATHS.detection_grid_point, **dict(wc.items()), point=points)
+
+
 def result_files(model, dataset, mode, study="main", variant=None):
     """(result json, per-example predictions) of one model x dataset x mode, or of a sweep's run."""
     if study != "main":
@@ -364,8 +417,13 @@ def result_rows():
         if mode != "bit" or m in BIT_MODELS
     ]
     runs += [(r.study, r.model, r.dataset, r.mode, r.variant) for r in SWEEP_RUNS]
+    runs += [("detection", r.model, r.dataset, r.state, r.capacity) for r in DETECTION_RUNS]
     for study, model, dataset, mode, variant in runs:
-        result, predictions = result_files(model, dataset, mode, study, variant)
+        if study == "detection":
+            files = PATHS.detection_final, PATHS.detection_predictions
+            result, predictions = (path(f, state=mode, model=model, detset=dataset, capacity=variant) for f in files)
+        else:
+            result, predictions = result_files(model, dataset, mode, study, variant)
         rows.append(
             {
                 "study": study,
@@ -375,7 +433,8 @@ def result_rows():
                 "mode": mode,
                 "result": result,
                 "predictions": predictions,
-                "split": path(PATHS.split, dataset=dataset),
+                "split": path(PATHS.detection_split if study == "detection" else PATHS.split, **{
+                    "detset" if study == "detection" else "dataset": dataset}),
                 "subset": path(PATHS.subset, dataset=dataset, subset=variant) if study == "dataset_size" else None,
                 "imagenet_top1": config["models"][model].get("imagenet_top1"),
                 "top1_file": top1_source(model),
@@ -460,6 +519,20 @@ def study_jobs():
         }
     )
     jobs.update({name: 1 for name in SWEEP_FIGURES})
+    detection_trained = [(r.state, r.dataset) for r in DETECTION_RUNS]
+    jobs.update(
+        {
+            "generate_detection_dataset": sum(
+                config["detection"]["datasets"][d]["source"] == "generated" for d in DETECTION_DATASETS
+            ),
+            "make_detection_split": len(DETECTION_DATASETS),
+            "train_detector_grid_point": sum(len(grid_jobs(detection_grid_of(s, d))) for s, d in detection_trained),
+            "select_detector_grid_point": len(DETECTION_RUNS),
+            "train_detector_final": len(DETECTION_RUNS),
+            "compute_detection_statistics": int(bool(DETECTION_RUNS)),
+        }
+    )
+    jobs.update({name: 1 for name in DETECTION_FIGURES})
     return {rule: n for rule, n in jobs.items() if n}
 
 
@@ -529,6 +602,13 @@ def study_summary(config_files):
         lines.append(
             f"  sweep {study}: {len(runs):,} runs ({len({r.model for r in runs})} models, "
             f"modes {', '.join(sorted({r.mode for r in runs}))}; {what})"
+        )
+    if DETECTION_RUNS:
+        section = config["detection"]
+        lines.append(
+            f"  detection: {len(DETECTION_RUNS):,} runs ({len({r.model for r in DETECTION_RUNS})} backbones x "
+            f"{', '.join(DETECTION_DATASETS)} x states {', '.join(section['states'])} x capacities "
+            f"{', '.join(capacities(config))}); Faster R-CNN + FPN"
         )
     lines.append("  its disk and GPU-hours, projected: snakemake footprint (results/footprint.txt)")
     return "\n".join(lines)

@@ -10,7 +10,8 @@ schedules), `examples_per_class` and `draw` (dataset_size rows; `all` is recorde
 `steps` (training steps of a finetune or scratch row; empty for linear), `schedule` and `norm` (schedules rows: the
 multiple of the mode's steps and the normalization). `head`, `trainable_stages` and `trainable_params` say what
 trained (REUSE_COLUMNS: the reuse study's heads and partial fine-tuning, and the main study's linear and finetune
-rows, its two ends). The bit mode's rows (transferbench.train.bit) add `runs`
+rows, its two ends); `detector` names a detection row's detector (study detection: one row per metric, mode the
+backbone state). The bit mode's rows (transferbench.train.bit) add `runs`
 (seeds; the value is their median run's) and `value_min` / `value_max` over them. They are optional: a table without
 `study` is all main rows.
 The main study's statistics and figures read the main rows only (`read_table`).
@@ -35,6 +36,7 @@ RUN_COLUMNS = ["runs", "value_min", "value_max"]  # the bit mode's: runs (seeds)
 # what trains on top of / inside the backbone: the head (linear, mlp2-w512), the trainable stages of a partial
 # fine-tuning run (empty: all), the trainable parameters (transferbench.probe.heads, transferbench.models.stages)
 REUSE_COLUMNS = ["head", "trainable_stages", "trainable_params"]
+DETECTION_COLUMNS = ["detector"]  # the detection rows' detector capacity (transferbench.detection.plan.capacity_name)
 MAIN = "main"
 KEY = ["model", "dataset", "mode"]
 NUMERIC = ["value", "imagenet_top1", "n_train", "n_test"]
@@ -61,16 +63,29 @@ def result_row(model: str, dataset: str, mode: str, result_file, imagenet_top1: 
             **(tags or {}), "predictions": predictions}
 
 
+def detection_rows(model: str, dataset: str, state: str, detector: str, result_file, imagenet_top1: float,
+                   predictions: str | None = None, tags: dict | None = None) -> list[dict]:
+    """The rows of one detection run (study `detection`, mode: the backbone state): one per metric it reports (VOC
+    2007: voc07_map50; COCO: coco_ap, coco_ap50, coco_ap75); n_train counts the training images with boxes."""
+    r = read_json(result_file)
+    return [{"model": model, "dataset": dataset, "mode": state, "metric": metric, "value": value,
+             "imagenet_top1": imagenet_top1, "n_train": r["n_train"], "n_test": r["n_eval"], "study": "detection",
+             "steps": r.get("steps"), "trainable_params": r.get("trainable_params"), "detector": detector,
+             **(tags or {}), "predictions": predictions}
+            for metric, value in r["metrics"].items()]
+
+
 def write_table(rows: list[dict], out_csv) -> pd.DataFrame:
     """The rows as the table: the main study's first (by mode, dataset, model), then each sweep's. The models' tag
     columns come after the sweep columns (empty for a model without that tag)."""
-    known = set(COLUMNS + SWEEP_COLUMNS + RUN_COLUMNS + REUSE_COLUMNS + OPTIONAL)
-    tag_columns = list(dict.fromkeys(k for row in rows for k in row if k not in known))
-    table = pd.DataFrame(rows, columns=COLUMNS + SWEEP_COLUMNS + RUN_COLUMNS + REUSE_COLUMNS + tag_columns + OPTIONAL)
+    own = COLUMNS + SWEEP_COLUMNS + RUN_COLUMNS + REUSE_COLUMNS + DETECTION_COLUMNS
+    tag_columns = list(dict.fromkeys(k for row in rows for k in row if k not in set(own + OPTIONAL)))
+    table = pd.DataFrame(rows, columns=own + tag_columns + OPTIONAL)
     for column in ("examples_per_class", "draw", "steps", "runs", "trainable_stages", "trainable_params"):
         table[column] = table[column].astype("Int64")  # integers, empty where a row has none
     table = table.assign(_sweep=table["study"] != MAIN).sort_values(
-        ["_sweep", "study", "mode", "dataset", "model", "examples_per_class", "draw", "steps", "norm", "schedule"])
+        ["_sweep", "study", "mode", "dataset", "model", "examples_per_class", "draw", "steps", "norm", "schedule",
+         "detector", "metric"])
     table = table.drop(columns="_sweep").reset_index(drop=True)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")

@@ -89,23 +89,20 @@ def stage_outputs(model: nn.Module, names: list[str], images: torch.Tensor) -> l
     return [captured[n] for n in names]
 
 
+def _module_stages(model: nn.Module, names: list[str]) -> dict[str, int]:
+    """{module name: stage index} of every module (the model itself included), by registration order (module
+    docstring); the classifier's modules get the last stage here: parameter_stages takes them out."""
+    order = [name for name, _ in model.named_modules()]
+    ends = [max(i for i, n in enumerate(order) if n == name or n.startswith(f"{name}."))  # a stage's last submodule
+            for name in names]
+    return {n: next((s for s, end in enumerate(ends) if i <= end), len(ends) - 1) for i, n in enumerate(order)}
+
+
 def parameter_stages(model: nn.Module, resolution: int = 224) -> dict[str, int | None]:
     """{parameter name: stage index} (None: the classifier's), by registration order (module docstring)."""
-    names = stage_modules(model, resolution)
-    order = {name: i for i, (name, _) in enumerate(model.named_modules())}
-    ends = []  # the registration index of each stage module's last submodule
-    for name in names:
-        inside = [i for n, i in order.items() if n == name or n.startswith(f"{name}.")]
-        ends.append(max(inside))
+    modules = _module_stages(model, stage_modules(model, resolution))
     heads = classifier_prefixes(model)
-    stages = {}
-    for pname, _ in model.named_parameters():
-        if pname.startswith(heads):
-            stages[pname] = None
-            continue
-        owner = order[pname.rpartition(".")[0]]
-        stages[pname] = next((s for s, end in enumerate(ends) if owner <= end), len(ends) - 1)
-    return stages
+    return {p: None if p.startswith(heads) else modules[p.rpartition(".")[0]] for p, _ in model.named_parameters()}
 
 
 def freeze_all_but_last(model: nn.Module, trainable_stages: int, resolution: int = 224) -> dict:
@@ -122,7 +119,20 @@ def freeze_all_but_last(model: nn.Module, trainable_stages: int, resolution: int
     cut = len(names) - trainable_stages
     frozen_params = {p for p, s in stages.items() if s is not None and s < cut}
     # the modules holding a frozen parameter, plus parameter-free BatchNorms (affine=False) before the cut
-    frozen_modules = sorted({p.rpartition(".")[0] for p in frozen_params})
+    modules, heads = _module_stages(model, names), classifier_prefixes(model)
+    owners = {p.rpartition(".")[0] for p in frozen_params} | {
+        n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        and next(m.parameters(), None) is None and modules[n] < cut and not f"{n}.".startswith(heads)}
+    # a module all of whose parameters (its children's included) freeze is frozen whole (its BatchNorms converted);
+    # one that also holds trainable ones (the model itself, holding a ViT's cls_token) freezes its own parameters only
+    frozen_modules = []
+    for name in sorted(owners):
+        module, prefix = model.get_submodule(name), f"{name}." if name else ""
+        if all(prefix + p in frozen_params for p, _ in module.named_parameters()):
+            frozen_modules.append(name)
+        else:
+            for p in module.parameters(recurse=False):
+                p.requires_grad_(False)
     if frozen_modules:
         freeze(model, frozen_modules)
     return {"stages": len(names), "trainable_stages": trainable_stages,
