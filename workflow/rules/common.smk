@@ -433,8 +433,10 @@ def result_rows():
                 "mode": mode,
                 "result": result,
                 "predictions": predictions,
-                "split": path(PATHS.detection_split if study == "detection" else PATHS.split, **{
-                    "detset" if study == "detection" else "dataset": dataset}),
+                "split": path(
+                    PATHS.detection_split if study == "detection" else PATHS.split,
+                    **{"detset" if study == "detection" else "dataset": dataset},
+                ),
                 "subset": path(PATHS.subset, dataset=dataset, subset=variant) if study == "dataset_size" else None,
                 "imagenet_top1": config["models"][model].get("imagenet_top1"),
                 "top1_file": top1_source(model),
