@@ -16,6 +16,7 @@ from transferbench.data.splits import DatasetSpec, make_split
 # take minutes. (--no-loadscope-reorder in pyproject.toml keeps xdist from ordering files by their test count.)
 FIRST = ["workflow/test_slurm_cluster.py", "workflow/test_tiny_study.py", "unit/test_latex_table.py",
          "workflow/test_paper_study.py", "workflow/test_sweeps.py", "workflow/test_ablation.py",
+         "workflow/test_detection.py", "workflow/test_reuse.py", "workflow/test_bit.py",
          "workflow/test_readme_commands.py",
          "workflow/test_reruns.py", "workflow/test_own_models_and_data.py", "workflow/test_install.py"]
 

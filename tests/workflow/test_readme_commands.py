@@ -59,6 +59,9 @@ CHECKED = [
     r"^snakemake --cores 2 --configfile config/demo_ablation\.yaml$",
     r"^snakemake --cores 2 --configfile config/demo_rethinking\.yaml$",
     r"^snakemake --cores 2 --configfile config/demo_bit\.yaml$",
+    r"^snakemake --cores 2 --configfile config/demo_reuse\.yaml$",
+    r"^snakemake --cores 2 --configfile config/demo_detection\.yaml$",
+    r"^snakemake --profile slurm -j 64 --configfile config/paper\.yaml config/paper_detection\.yaml$",
 ]
 
 
@@ -218,3 +221,28 @@ def test_bit_demo_plans_three_seeds_per_model_and_the_comparison(clone):
     assert counts["train_bit"] == 3 * 3 and counts["pick_bit_median"] == 3 and counts["train_grid_point"] == 3 * 2
     assert counts["compare_bit_to_grid"] == counts["fig_bit_vs_grid"] == 1
     assert f"{counts['total']:,} jobs in all" in stderr
+
+
+def test_reuse_demo_plans_heads_and_partial_fine_tuning(clone):
+    counts, stderr = plan(clone, command(r"^snakemake --cores 2 --configfile config/demo_reuse\.yaml$"))
+    assert "study config/demo_reuse.yaml: 3 models x 1 datasets x 2 modes (linear, finetune)" in stderr
+    assert "sweep reuse: 12 runs (3 models, modes finetune, head; heads linear, mlp1-w64, mlp2-w64; fine-tuning " \
+           "the last 1, 2 stages or all)" in stderr
+    assert counts["fit_head_on_features"] == 3 * 2 and counts["train_final_in_sweep"] == 3 * 2
+    assert counts["fig_reuse_capacity"] == 1 and counts["total"] == 46
+
+
+def test_detection_demo_plans_three_states_at_two_capacities(clone):
+    counts, stderr = plan(clone, command(r"^snakemake --cores 2 --configfile config/demo_detection\.yaml$"))
+    assert "detection: 18 runs (3 backbones x shapes x states frozen, finetune, scratch x capacities " \
+           "fpn16-conv0-fc64, fpn32-conv1-fc128); Faster R-CNN + FPN" in stderr
+    assert counts["train_detector_final"] == 18 and counts["generate_detection_dataset"] == 1
+    assert counts["fig_detection_top1"] == counts["fig_detection_capacity"] == 1
+    assert f"{counts['total']:,} jobs in all" in stderr
+
+
+def test_paper_detection_command_plans_voc2007_for_the_16_backbones(clone):
+    line = command(r"^snakemake --profile slurm -j 64 --configfile config/paper\.yaml config/paper_detection\.yaml$")
+    counts, stderr = plan(clone, line.replace("--profile slurm -j 64 ", ""))
+    assert "detection: 96 runs (16 backbones x voc07_detection" in stderr
+    assert counts["train_detector_final"] == 96 and counts["train_detector_grid_point"] == 192

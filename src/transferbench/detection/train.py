@@ -139,6 +139,9 @@ def run_detection(state: str, model_spec: ModelSpec, dataset_spec: DetectionData
     with _SigtermFlag() as sigterm:
         while state_dict["step"] < steps:
             step = state_dict["step"]
+            # the RPN's and the box head's samplers draw from torch's global generator: seeded by (seed, step), so
+            # a resumed run draws what an uninterrupted one would
+            torch.manual_seed(derive_seed(seed, "detection_step", step))
             images, targets = _training_batch(train_data, positions, step, batch_size, seed)
             losses = detector([i.to(device) for i in images],
                               [{k: v.to(device) for k, v in t.items()} for t in targets])

@@ -68,7 +68,7 @@ def train_head(train: tuple, evaluate: np.ndarray, hidden_layers: int, width: in
         index = torch.as_tensor(order[at:at + batch_size])
         at += batch_size
         loss = classification_loss(head(x[index]), labels[index])
-        if not math.isfinite(float(loss)):
+        if not math.isfinite(loss.item()):
             return None
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
