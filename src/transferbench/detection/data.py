@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from transferbench.atomic import read_json, write_json
-from transferbench.detection.annotations import BoxDataset, ImageBoxes, read_coco, read_voc2007_boxes
+from transferbench.detection.annotations import BoxDataset, read_coco, read_voc2007_boxes
 from transferbench.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -121,13 +121,16 @@ class DetectionImages(torch.utils.data.Dataset):
     'difficult'})."""
 
     def __init__(self, spec: DetectionDatasetSpec, split: DetectionSplit, names):
-        by_id, roots = {}, {}
-        for part in ("train", "test") if "test" in names else ("train",):
-            data, root = read_source(spec, part)
-            by_id.update({im.image_id: im for im in data.images})
-            roots.update({im.image_id: root for im in data.images})
-        self.images: list[ImageBoxes] = [by_id[i] for name in names for i in split.ids[name]]
-        self.roots = [roots[im.image_id] for im in self.images]
+        # train and val are images of the source's training part, test of its test part (their ids may repeat)
+        self.images, self.roots, parts = [], [], {}
+        for name in names:
+            part = "test" if name == "test" else "train"
+            if part not in parts:
+                data, root = read_source(spec, part)
+                parts[part] = {im.image_id: im for im in data.images}, root
+            by_id, root = parts[part]
+            self.images += [by_id[i] for i in split.ids[name]]
+            self.roots += [root] * len(split.ids[name])
 
     def __len__(self) -> int:
         return len(self.images)
