@@ -603,3 +603,48 @@ def test_detection_figures_are_written(detection_table, tmp_path):
     for name in ("top1", "capacity"):
         assert (tmp_path / f"{name}.pdf").stat().st_size > 1000
         assert Image.open(tmp_path / f"{name}.png").size[0] > 300
+
+
+# --- PASCAL VOC 2007 through the whole job --------------------------------------------------------------------------
+
+def write_voc_detection_tree(root, sizes=(("trainval", 10), ("test", 4))):
+    """A VOC devkit tree in the real layout: JPEGs with a bright box where the annotation XML puts a 'dog' (1-based
+    inclusive coordinates), image 000000 with only a difficult 'cat'."""
+    base = root / "VOCdevkit" / "VOC2007"
+    for folder in ("Annotations", "ImageSets/Main", "JPEGImages"):
+        (base / folder).mkdir(parents=True, exist_ok=True)
+    rng, n = np.random.default_rng(0), 0
+    for split, count in sizes:
+        names = []
+        for _ in range(count):
+            name = f"{n:06d}"
+            n += 1
+            x1, y1 = (int(v) for v in rng.integers(1, 20, size=2))
+            x2, y2 = x1 + int(rng.integers(12, 24)), y1 + int(rng.integers(12, 24))
+            pixels = np.full((SIZE, SIZE, 3), 40, np.uint8)
+            pixels[y1 - 1:y2, x1 - 1:x2] = 230
+            Image.fromarray(pixels).save(base / "JPEGImages" / f"{name}.jpg", quality=95)
+            cls, hard = ("cat", 1) if name == "000000" else ("dog", 0)
+            (base / "Annotations" / f"{name}.xml").write_text(
+                f"<annotation><size><width>{SIZE}</width><height>{SIZE}</height><depth>3</depth></size>"
+                f"<object><name>{cls}</name><difficult>{hard}</difficult><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
+                f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object></annotation>")
+            names.append(name)
+        (base / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(names) + "\n")
+
+
+def test_voc2007_detection_trains_on_trainval_leaves_difficult_only_images_out_and_scores_voc07_map50(cnn, tmp_path):
+    write_voc_detection_tree(tmp_path / "data")
+    spec = DetectionDatasetSpec.from_config("voc07_detection", {"source": "voc2007", "metric": "voc07_map50",
+                                                                "val_fraction": 0.2}, root=str(tmp_path / "data"))
+    split = make_detection_split(spec, tmp_path / "split.json", seed=0)
+    assert len(split.classes) == 20 and len(split.ids["test"]) == 4
+    assert len(split.ids["train"]) + len(split.ids["val"]) == 10 and len(split.ids["val"]) == 2
+    result = run_detection("finetune", cnn, spec, tmp_path / "split.json", SMALL, dict(SETTINGS, steps=3), lr=0.01,
+                           weight_decay=1e-4, phase="final", seed=0, out_json=tmp_path / "final.json",
+                           checkpoint=tmp_path / "final.ckpt", predictions_out=tmp_path / "detections.json",
+                           device="cpu")
+    assert set(result["metrics"]) == {"voc07_map50"} and 0 <= result["value"] <= 1
+    assert result["n_train"] + result["left_out_without_boxes"] == 10
+    assert result["left_out_without_boxes"] == ("000000" in split.ids["train"] + split.ids["val"])
+    assert all(isinstance(d["image_id"], int) for d in read_json(tmp_path / "detections.json"))  # '000004' -> 4
