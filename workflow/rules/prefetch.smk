@@ -12,7 +12,14 @@ rule prefetch:
         CONDA_ENV
     params:
         models={m: model_params(SimpleNamespace(model=m)) for m in MODELS},
-        datasets={d: config["datasets"][d] for d in DATASETS},
+        datasets={
+            **{d: config["datasets"][d] for d in DATASETS},
+            **{  # detection's VOC 2007 (its devkit holds the boxes too)
+                f"detection.{d}": config["detection"]["datasets"][d]
+                for d in DETECTION_DATASETS
+                if config["detection"]["datasets"][d]["source"] == "voc2007"
+            },
+        },
         data_root=config["data_root"],
     script:
         "../scripts/prefetch.py"
