@@ -7,11 +7,11 @@ paths relative to the workflow's directory (where its jobs run).
 
 The sweeps' axes are columns too (transferbench.sweeps): `study` (main: the study matrix; dataset_size, budgets,
 schedules), `examples_per_class` and `draw` (dataset_size rows; `all` is recorded as the subset's largest class),
-`steps` (training steps of a finetune or scratch row; empty for linear), `schedule` and `norm` (schedules rows: the
-multiple of the mode's steps and the normalization). `head`, `trainable_stages` and `trainable_params` say what
-trained (REUSE_COLUMNS: the reuse study's heads and partial fine-tuning, and the main study's linear and finetune
-rows, its two ends); `detector` names a detection row's detector (study detection: one row per metric, mode the
-backbone state). The bit mode's rows (transferbench.train.bit) add `runs`
+`steps` (training steps of a finetune, scratch, head or detection row; empty for linear), `schedule` and `norm`
+(schedules rows: the multiple of the mode's steps and the normalization). `head`, `trainable_stages` and
+`trainable_params` say what trained (REUSE_COLUMNS: the reuse study's heads and partial fine-tuning, and the main
+study's linear and finetune rows, its two ends); `detector` names a detection row's detector (study detection: one
+row per metric, mode the backbone state). The bit mode's rows (transferbench.train.bit) add `runs`
 (seeds; the value is their median run's) and `value_min` / `value_max` over them. They are optional: a table without
 `study` is all main rows.
 The main study's statistics and figures read the main rows only (`read_table`).
