@@ -37,7 +37,6 @@ from transferbench.detection.data import (
 from transferbench.detection.detector import build_detector
 from transferbench.detection.plan import (
     capacity_name,
-    detection_files,
     detection_grid,
     detection_problems,
     detection_runs,
@@ -301,7 +300,6 @@ def test_config_checks_stop_on_detection_problems_and_name_missing_coco_files(tm
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tr").mkdir()
     (tmp_path / "tr.json").write_text("{}")
-    assert detection_files(c) == ["tr.json", "tr", "te.json", "te"]
     own, fetchable = missing_data({**c, "data_root": str(tmp_path / "data")})
     assert own == ["config key 'detection.datasets.mine.test.instances': te.json is not a file (expected a "
                    "COCO-format instances.json and the folder of its images)",
@@ -647,4 +645,5 @@ def test_voc2007_detection_trains_on_trainval_leaves_difficult_only_images_out_a
     assert set(result["metrics"]) == {"voc07_map50"} and 0 <= result["value"] <= 1
     assert result["n_train"] + result["left_out_without_boxes"] == 10
     assert result["left_out_without_boxes"] == ("000000" in split.ids["train"] + split.ids["val"])
-    assert all(isinstance(d["image_id"], int) for d in read_json(tmp_path / "detections.json"))  # '000004' -> 4
+    assert {d["image_id"] for d in read_json(tmp_path / "detections.json")} <= set(split.ids["test"])  # '000010'
+    assert all(isinstance(d["image_id"], str) for d in read_json(tmp_path / "detections.json"))  # stems stay

@@ -452,23 +452,30 @@ def test_reuse_summary_averages_each_point_over_the_group_datasets():
     assert list(frozen["point"]) == ["linear", "mlp1-w64", "mlp2-w64"]
 
 
-def test_reuse_gains_compare_the_best_head_and_partial_run_with_both_ends():
-    gains = reuse.reuse_gains(reuse.reuse_points(reuse_rows(), [10000])).set_index("dataset")
-    assert list(gains.index) == ["large", "small1", "small2"] and (gains["model"] == "a").all()
-    small2 = gains.loc["small2"]
-    assert small2["linear"] == pytest.approx(logit(0.5)) and small2["full_finetune"] == pytest.approx(logit(0.9))
-    assert small2["best_head"] == "mlp2-w64" and small2["best_head_log_odds"] == pytest.approx(logit(0.6))
-    assert small2["best_partial"] == "last 1" and small2["best_partial_log_odds"] == pytest.approx(logit(0.7))
-    assert small2["head_minus_linear"] == pytest.approx(logit(0.6) - logit(0.5))
-    assert small2["head_minus_full"] == pytest.approx(logit(0.6) - logit(0.9))
-    assert small2["partial_minus_full"] == pytest.approx(logit(0.7) - logit(0.9))
-    assert gains.loc["small1", "best_head"] == "mlp1-w64" and gains.loc["large", "best_partial"] == "last 2"
-    assert gains.loc["large", "size_group"] == "> 10,000"
-    # no heads and no partial runs (e.g. trainable_stages: []): the gains are empty, not an error
+def test_reuse_gains_give_every_head_and_partial_run_against_both_ends_none_picked_on_test():
+    gains = reuse.reuse_gains(reuse.reuse_points(reuse_rows(), [10000]))
+    assert (gains["model"] == "a").all() and set(gains["dataset"]) == {"large", "small1", "small2"}
+    small2 = gains[gains["dataset"] == "small2"].set_index("point")
+    assert sorted(small2.index) == ["last 1", "last 2", "mlp1-w64", "mlp2-w64"]  # every point, not a "best"
+    assert small2.loc["mlp2-w64", "log_odds"] == pytest.approx(logit(0.6))
+    assert small2.loc["mlp2-w64", "minus_linear"] == pytest.approx(logit(0.6) - logit(0.5))
+    assert small2.loc["mlp2-w64", "minus_full"] == pytest.approx(logit(0.6) - logit(0.9))
+    assert small2.loc["last 1", "minus_full"] == pytest.approx(logit(0.7) - logit(0.9))
+    assert small2.loc["last 1", "series"] == "fine-tuned" and small2.loc["mlp2-w64", "series"] == "frozen + head"
+    assert (gains[gains["dataset"] == "large"]["size_group"] == "> 10,000").all()
+    # no heads and no partial runs (e.g. trainable_stages: []): no gains, not an error
     table = reuse_rows()
-    only_ends = reuse.reuse_gains(reuse.reuse_points(table[table["study"] == "main"], [10000]))
-    assert only_ends["best_head"].isna().all() and only_ends["partial_minus_full"].isna().all()
-    assert only_ends["linear"].notna().all()
+    assert reuse.reuse_gains(reuse.reuse_points(table[table["study"] == "main"], [10000])).empty
+
+
+def test_the_ends_count_only_where_the_reuse_runs_are():
+    """sweeps.reuse.datasets naming fewer datasets than the study: the linear and full fine-tuning points of the
+    other datasets stay out, so every line of the figure averages the same datasets."""
+    table = reuse_rows()
+    table = table[(table["study"] == "main") | (table["dataset"] != "small1")]
+    points = reuse.reuse_points(table, [10000])
+    assert set(points["dataset"]) == {"small2", "large"}
+    assert points[points["dataset"] == "small2"]["size_group"].iloc[0] == "<= 10,000"
 
 
 def test_a_row_without_trainable_params_is_an_error_naming_it():
@@ -500,7 +507,7 @@ def test_reuse_statistics_from_a_results_table_and_the_figure(tmp_path):
     assert all((tmp_path / f"{n}.csv").is_file() for n in names)
     summary = pd.read_csv(tmp_path / "reuse_summary.csv")
     assert set(summary["size_group"]) == {"<= 1,000", "> 1,000"} and len(summary) == 12
-    assert len(out["reuse_gains"]) == 3
+    assert len(out["reuse_gains"]) == 3 * 4  # 3 datasets x (2 heads + 2 partial runs)
     plot_reuse(summary, tmp_path / "f.pdf", tmp_path / "f.png")
     assert (tmp_path / "f.pdf").stat().st_size > 1000 and (tmp_path / "f.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="no reuse points"):
@@ -513,3 +520,16 @@ def test_model_tags_may_not_take_the_reuse_columns():
     with pytest.raises(ConfigError, match=r"tags': head, trainable_params would overwrite the results table's own "
                                           r"column\(s\)"):
         validate_config(config)
+
+
+def test_frozen_stages_stay_in_eval_mode_so_their_dropout_and_drop_path_are_off():
+    model = timm.create_model("resnet18", pretrained=False, num_classes=3, drop_path_rate=0.5)
+    freeze_all_but_last(model, 1, 64)
+    model.train()
+    assert not model.layer1.training and not model.layer3.training and not model.layer3[0].drop_path.training
+    assert model.layer4.training and model.layer4[0].drop_path.training and model.fc.training
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        a = model.forward_intermediates(x, indices=[3], intermediates_only=True)[0]
+        b = model.forward_intermediates(x, indices=[3], intermediates_only=True)[0]
+    assert torch.equal(a, b)  # layer3's output: no stochastic depth in the frozen stages

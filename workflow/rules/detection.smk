@@ -46,7 +46,7 @@ rule train_detector_grid_point:
         CONDA_ENV
     threads: 1
     resources:
-        runtime=1440,
+        runtime=lambda wc: 4320 if wc.state == "scratch" else 1440,  # scratch trains 3x longer (paper.yaml)
         mem_mb=32000,
     params:
         model=model_params,
@@ -90,7 +90,7 @@ rule train_detector_final:
         CONDA_ENV
     threads: 1
     resources:
-        runtime=1440,
+        runtime=lambda wc: 4320 if wc.state == "scratch" else 1440,  # scratch trains 3x longer (paper.yaml)
         mem_mb=32000,
     params:
         model=model_params,

@@ -24,7 +24,8 @@ def detection_summary(table: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         raise ValueError("no detection rows in the results table (is the config's detection section on?)")
     out = rows.rename(columns={"mode": "state"})[["dataset", "detector", "state", "model", "metric", "value",
-                                                  "imagenet_top1", "trainable_params", "n_train", "n_test"]].copy()
+                                                  "imagenet_top1", "trainable_params", "detector_params", "n_train",
+                                                  "n_test"]].copy()
     out["log_odds"] = logit(out["value"].to_numpy(dtype=float))
     out["primary"] = out["metric"].isin(PRIMARY)
     return out.sort_values(["dataset", "detector", "state", "model", "metric"], ignore_index=True)

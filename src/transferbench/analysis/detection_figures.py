@@ -61,8 +61,8 @@ def plot_detection_top1(summary: pd.DataFrame, correlations: pd.DataFrame, out_p
 
 
 def plot_detection_capacity(summary: pd.DataFrame, out_pdf, out_png) -> None:
-    """Per dataset: the primary AP (%) against the detector's trainable parameters (log axis), one line per backbone x
-    state (colour: state; marker: backbone)."""
+    """Per dataset: the primary AP (%) against the detector's own trainable parameters (FPN, RPN and box head; log
+    axis), one line per backbone x state (colour: state; marker: backbone)."""
     primary = summary[summary["primary"]]
     datasets = sorted(primary["dataset"].unique())
     colours, styles = state_colours(), model_styles(primary["model"].unique())
@@ -71,11 +71,11 @@ def plot_detection_capacity(summary: pd.DataFrame, out_pdf, out_png) -> None:
         for ax, dataset in zip(axes, datasets):
             part = primary[primary["dataset"] == dataset]
             for (model, state), line in part.groupby(["model", "state"], sort=True):
-                line = line.sort_values("trainable_params")
-                ax.plot(line["trainable_params"], 100 * line["value"], ls=STATE_LINES[state], color=colours[state],
+                line = line.sort_values("detector_params")
+                ax.plot(line["detector_params"], 100 * line["value"], ls=STATE_LINES[state], color=colours[state],
                         marker=styles[model][1], ms=3.5, lw=1)
             ax.set_xscale("log")
-            ax.set_xlabel("Trainable parameters (detector + trainable backbone)")
+            ax.set_xlabel("Detector parameters (FPN, RPN, box head)")
             ax.set_ylabel(f"{part['metric'].iloc[0].replace('_', ' ')} (%)")
             ax.set_title(dataset)
             ax.grid(alpha=0.3, lw=0.4)

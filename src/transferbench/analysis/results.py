@@ -36,7 +36,9 @@ RUN_COLUMNS = ["runs", "value_min", "value_max"]  # the bit mode's: runs (seeds)
 # what trains on top of / inside the backbone: the head (linear, mlp2-w512), the trainable stages of a partial
 # fine-tuning run (empty: all), the trainable parameters (transferbench.probe.heads, transferbench.models.stages)
 REUSE_COLUMNS = ["head", "trainable_stages", "trainable_params"]
-DETECTION_COLUMNS = ["detector"]  # the detection rows' detector capacity (transferbench.detection.plan.capacity_name)
+# the detection rows' detector capacity (transferbench.detection.plan.capacity_name) and its own trainable parameters
+# (FPN, RPN and box head: the backbone's are in trainable_params with them)
+DETECTION_COLUMNS = ["detector", "detector_params"]
 MAIN = "main"
 KEY = ["model", "dataset", "mode"]
 NUMERIC = ["value", "imagenet_top1", "n_train", "n_test"]
@@ -71,6 +73,7 @@ def detection_rows(model: str, dataset: str, state: str, detector: str, result_f
     return [{"model": model, "dataset": dataset, "mode": state, "metric": metric, "value": value,
              "imagenet_top1": imagenet_top1, "n_train": r["n_train"], "n_test": r["n_eval"], "study": "detection",
              "steps": r.get("steps"), "trainable_params": r.get("trainable_params"), "detector": detector,
+             "detector_params": r.get("detector_params"),
              **(tags or {}), "predictions": predictions}
             for metric, value in r["metrics"].items()]
 
@@ -81,7 +84,8 @@ def write_table(rows: list[dict], out_csv) -> pd.DataFrame:
     own = COLUMNS + SWEEP_COLUMNS + RUN_COLUMNS + REUSE_COLUMNS + DETECTION_COLUMNS
     tag_columns = list(dict.fromkeys(k for row in rows for k in row if k not in set(own + OPTIONAL)))
     table = pd.DataFrame(rows, columns=own + tag_columns + OPTIONAL)
-    for column in ("examples_per_class", "draw", "steps", "runs", "trainable_stages", "trainable_params"):
+    for column in ("examples_per_class", "draw", "steps", "runs", "trainable_stages", "trainable_params",
+                   "detector_params"):
         table[column] = table[column].astype("Int64")  # integers, empty where a row has none
     table = table.assign(_sweep=table["study"] != MAIN).sort_values(
         ["_sweep", "study", "mode", "dataset", "model", "examples_per_class", "draw", "steps", "norm", "schedule",

@@ -11,8 +11,11 @@ boundaries ("<= 10,000" and "> 10,000" for [10000]): whether capacity on a froze
 data the task has.
 
 `reuse_summary` gives per group x model x point the mean log odds over the group's datasets and the mean trainable
-parameters; `reuse_gains` gives, per model x dataset, the best frozen head's and the best partial run's gain over the
-linear probe and over full fine-tuning (positive: better).
+parameters; `reuse_gains` gives, per model x dataset x point between the ends (each head, each partial run), its gain
+over the linear probe and over full fine-tuning (positive: better). Each point is reported, none picked as "the best"
+(picking on test would bias the gain upward). The ends count only on the model x dataset pairs the reuse runs cover
+(`sweeps.reuse.models` / `datasets` may name fewer than the study), so every line of the figure averages the same
+datasets.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ def reuse_points(table: pd.DataFrame, boundaries) -> pd.DataFrame:
     parameters, value, log odds, size group. `table` is the whole results table (every study)."""
     study = table["study"].fillna("main")
     main, reuse = table[study == "main"], table[study == "reuse"]
+    covered = set(zip(reuse["model"], reuse["dataset"]))
+    n_train = main.groupby("dataset")["n_train"].max()  # a dataset's whole training set, before the filter below
+    if covered:
+        main = main[[pair in covered for pair in zip(main["model"], main["dataset"])]]
     frozen = pd.concat([main[main["mode"] == "linear"].assign(point="linear"),
                         reuse[reuse["mode"] == "head"].assign(point=lambda t: t["head"])])
     partial = reuse[reuse["mode"] == "finetune"]
@@ -50,7 +57,6 @@ def reuse_points(table: pd.DataFrame, boundaries) -> pd.DataFrame:
         raise ValueError("results without trainable_params (rerun their jobs to record it): "
                          + "; ".join(" ".join(map(str, r)) for r in missing.itertuples(index=False)))
     # a dataset's group from its full training set (the main study's rows), the same for every series
-    n_train = main.groupby("dataset")["n_train"].max()
     points["size_group"] = points["dataset"].map(lambda d: size_group(int(n_train[d]), boundaries))
     points["log_odds"] = logit(points["value"].to_numpy(dtype=float))
     columns = ["size_group", "dataset", "model", "imagenet_top1", "series", "point", "trainable_params", "value",
@@ -69,26 +75,17 @@ def reuse_summary(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def reuse_gains(points: pd.DataFrame) -> pd.DataFrame:
-    """Per model x dataset: log odds of the linear probe, the best frozen head, the best partial run and full
-    fine-tuning, and the gains (best head - linear; best head - full fine-tuning; best partial - full)."""
+    """Per model x dataset x point between the ends (each head, each partial run): its log odds and its gain over the
+    linear probe (`minus_linear`) and over full fine-tuning (`minus_full`) of the same model and dataset."""
+    ends = points[points["point"].isin(["linear", "all"])].pivot_table(
+        index=["model", "dataset"], columns="point", values="log_odds")
+    middle = points[~points["point"].isin(["linear", "all"])]
     rows = []
-    for (model, dataset), part in points.groupby(["model", "dataset"], sort=True):
-        frozen, tuned = part[part["series"] == SERIES[0]], part[part["series"] == SERIES[1]]
-        linear = frozen.loc[frozen["point"] == "linear", "log_odds"]
-        full = tuned.loc[tuned["point"] == "all", "log_odds"]
-        heads = frozen[frozen["point"] != "linear"]
-        partial = tuned[tuned["point"] != "all"]
-        best_head = heads.loc[heads["log_odds"].idxmax()] if len(heads) else None
-        best_partial = partial.loc[partial["log_odds"].idxmax()] if len(partial) else None
-        value = lambda s: float(s.iloc[0]) if len(s) else np.nan  # noqa: E731
-        row = {"model": model, "dataset": dataset, "size_group": part["size_group"].iloc[0],
-               "linear": value(linear), "full_finetune": value(full),
-               "best_head": None if best_head is None else best_head["point"],
-               "best_head_log_odds": np.nan if best_head is None else best_head["log_odds"],
-               "best_partial": None if best_partial is None else best_partial["point"],
-               "best_partial_log_odds": np.nan if best_partial is None else best_partial["log_odds"]}
-        row["head_minus_linear"] = row["best_head_log_odds"] - row["linear"]
-        row["head_minus_full"] = row["best_head_log_odds"] - row["full_finetune"]
-        row["partial_minus_full"] = row["best_partial_log_odds"] - row["full_finetune"]
-        rows.append(row)
-    return pd.DataFrame(rows)
+    for row in middle.itertuples():
+        linear = ends["linear"].get((row.model, row.dataset), np.nan) if "linear" in ends else np.nan
+        full = ends["all"].get((row.model, row.dataset), np.nan) if "all" in ends else np.nan
+        rows.append({"model": row.model, "dataset": row.dataset, "size_group": row.size_group, "series": row.series,
+                     "point": row.point, "trainable_params": row.trainable_params, "log_odds": row.log_odds,
+                     "minus_linear": row.log_odds - linear, "minus_full": row.log_odds - full})
+    return pd.DataFrame(rows, columns=["model", "dataset", "size_group", "series", "point", "trainable_params",
+                                       "log_odds", "minus_linear", "minus_full"])

@@ -13,16 +13,19 @@ Backbone states:
 - `finetune`: every backbone weight trains, but BatchNorm layers are frozen (statistics and affine, timm's
   FrozenBatchNorm2d), as in torchvision's detection references and Detectron at small per-device batches;
 - `scratch`: randomly initialized, BatchNorm converted to GroupNorm (transferbench.models.normalization), the FPN
-  and box head with GroupNorm too (Rethinking ImageNet Pre-training's recipe for training detectors from scratch).
+  and a convolutional box head (head_convs > 0) with GroupNorm too (Rethinking ImageNet Pre-training's recipe for
+  training detectors from scratch).
 Capacity (config `detection.capacities`): `fpn_channels` (the pyramid's width), `head_convs` (the box head: 0 is
 torchvision's two fully connected layers; n > 0 is n 3x3 convolutions then one fully connected layer, the "4conv1fc"
 head of Detectron for n = 4), `head_fc` (the box head's fully connected width, default 1024, torchvision's),
 `rpn_convs` (the RPN head's 3x3 convolutions, default 1).
 Sampling (training settings, torchvision's defaults): `rpn_proposals` (kept after NMS per image, 2000 in training
 and 1000 in testing), `rois_per_image` (512 sampled for the box head's loss).
-Anchors: one size per pyramid level, `anchor_scale` (default 8) x the level's stride (torchvision's ResNet-FPN
-anchors 32 ... 512 at strides 4 ... 64), aspect ratios 0.5, 1, 2. Images are resized by Faster R-CNN's own
-transform to `min_size` / `max_size` (per dataset) and normalized with the backbone's mean and std.
+Anchors: one size per pyramid level, `anchor_scale` (default 8) x the level's stride, aspect ratios 0.5, 1, 2
+(torchvision's ResNet-FPN: anchors 32 ... 512 at strides 4 ... 64 from layer1; with the default pyramid_stages 3, a
+ResNet's layer2-4, the smallest anchor is 64 px: raise pyramid_stages to 4 for small objects). Images are resized by
+Faster R-CNN's own transform to `min_size` / `max_size` (per dataset) and normalized with the backbone's mean and
+std.
 """
 
 from __future__ import annotations
@@ -119,5 +122,6 @@ def build_detector(spec: ModelSpec, num_classes: int, state: str, capacity: dict
     body_params = sum(p.numel() for p in body.parameters())
     description = {"stages": [s.module for s in stages], "strides": strides,
                    "anchor_sizes": [scale * r for r in strides], "trainable_params": trainable_parameters(detector),
-                   "backbone_trainable_params": trainable_parameters(body), "backbone_params": body_params}
+                   "backbone_trainable_params": trainable_parameters(body), "backbone_params": body_params,
+                   "detector_params": trainable_parameters(detector) - trainable_parameters(body)}
     return detector, description

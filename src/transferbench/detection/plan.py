@@ -103,13 +103,3 @@ def detection_problems(config: dict) -> list[str]:
                             "generator settings (train_images, test_images, image_size, ...)")
     return problems
 
-
-def detection_files(config: dict) -> list[str]:
-    """The researcher's own detection files the config names (checked before any job runs)."""
-    if not enabled(config):
-        return []
-    files = []
-    for entry in config["detection"]["datasets"].values():
-        if entry["source"] == "coco":
-            files += [entry.get(part, {}).get(k) for part in ("train", "test") for k in ("instances", "images")]
-    return [f for f in files if f]

@@ -9,8 +9,8 @@ warm-up over `warmup_steps`, then cosine decay to zero over `steps` (the classif
 flips with probability 0.5. Training learns from the images with at least one box that is not difficult (difficult
 boxes are dropped from its targets); evaluation runs on every image of the split and scores with
 transferbench.detection.metrics. The final fit saves its test detections in COCO's results format (image_id: the
-source's id, an integer where it is one; category_id: the label 1..K, i.e. the k-th category in the order of the
-source's category ids, VOC's classes in the devkit's order; bbox [x, y, w, h]; score).
+source's id, an integer where it is one (VOC's '000005' stays a string); category_id: the label 1..K, i.e. the k-th
+category in the order of the source's category ids, VOC's classes in the devkit's order; bbox [x, y, w, h]; score).
 """
 
 from __future__ import annotations
@@ -84,7 +84,9 @@ def save_detections(path, detections: list[dict], data: DetectionImages) -> None
     """COCO's results format, one entry per detection, with the dataset's own image ids."""
     rows = []
     for image, d in zip(data.images, detections):
-        image_id = int(image.image_id) if image.image_id.isdigit() else image.image_id  # COCO's ids are integers
+        # COCO's ids are integers; VOC's file stems ('000005') stay as they are
+        image_id = int(image.image_id) if str(int(image.image_id) if image.image_id.isdigit() else "") == \
+            image.image_id else image.image_id
         for box, s, label in zip(d["boxes"], d["scores"], d["labels"]):
             x1, y1, x2, y2 = (float(v) for v in box)
             rows.append({"image_id": image_id, "category_id": int(label),

@@ -4,9 +4,11 @@ trains from the top (the last k) and which a detector reads its feature pyramid 
 Where the stages come from:
 - timm models (the demo CNN included): `feature_info`, timm's own description of its stage outputs (module name,
   channels, stride), the one `features_only` builds on;
-- torchvision ResNets (ResNet, ResNeXt, Wide ResNet): the stem, then layer1..layer4;
-- other torchvision CNNs with a `features` Sequential (VGG, MobileNet, EfficientNet, DenseNet, ConvNeXt ...): its
-  children, cut where the next child changes the resolution (found by one forward pass on a dummy image).
+- torchvision ResNets (ResNet, ResNeXt, Wide ResNet): the stem, then layer1..layer4; GoogLeNet (Inception v1): conv1,
+  conv3, inception3b, inception4e, inception5b (its outputs at strides 2 to 32);
+- other torchvision CNNs with a `features` or `layers` Sequential (VGG, MobileNet, EfficientNet, DenseNet, ConvNeXt,
+  MNASNet ...): its children, cut where the next child changes the resolution (found by one forward pass on a dummy
+  image).
 
 A parameter belongs to the stage whose module is the first, in registration order, at or after the module holding it:
 the stem's convolution precedes the first stage output and joins it; modules after the last stage but before the
@@ -16,6 +18,7 @@ task's head, always trained.
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +37,10 @@ class Stage:
 def _torchvision_markers(model: nn.Module, resolution: int) -> list[str]:
     if all(hasattr(model, f"layer{i}") for i in range(1, 5)):
         return ["maxpool", "layer1", "layer2", "layer3", "layer4"]  # the stem ends at its max pool
-    features = getattr(model, "features", None)
+    if all(hasattr(model, n) for n in ("inception3b", "inception4e", "inception5b")):  # torchvision's GoogLeNet
+        return ["conv1", "conv3", "inception3b", "inception4e", "inception5b"]
+    trunk = "features" if isinstance(getattr(model, "features", None), nn.Sequential) else "layers"
+    features = getattr(model, trunk, None)
     if isinstance(features, nn.Sequential):
         sides, x = [], torch.zeros(1, 3, resolution, resolution)
         with torch.no_grad():
@@ -42,7 +48,7 @@ def _torchvision_markers(model: nn.Module, resolution: int) -> list[str]:
                 x = child(x)
                 sides.append(x.shape[-1])
         names = [name for name, _ in features.named_children()]
-        return [f"features.{names[i]}" for i in range(len(names)) if i == len(names) - 1 or sides[i + 1] < sides[i]]
+        return [f"{trunk}.{names[i]}" for i in range(len(names)) if i == len(names) - 1 or sides[i + 1] < sides[i]]
     return []
 
 
@@ -59,8 +65,8 @@ def stage_modules(model: nn.Module, resolution: int = 224) -> list[str]:
     model.train(was_training)
     if not markers:
         raise ValueError(f"the stages of {model.__class__.__name__} are not known: partial fine-tuning and detection "
-                         "need a timm model (its feature_info), a torchvision ResNet, or a torchvision CNN whose "
-                         "layers are a `features` Sequential")
+                         "need a timm model (its feature_info), a torchvision ResNet or GoogLeNet, or a torchvision "
+                         "CNN whose layers are a `features` or `layers` Sequential")
     return markers
 
 
@@ -107,8 +113,9 @@ def parameter_stages(model: nn.Module, resolution: int = 224) -> dict[str, int |
 
 def freeze_all_but_last(model: nn.Module, trainable_stages: int, resolution: int = 224) -> dict:
     """Freeze every stage but the last `trainable_stages` (0: only the classifier trains), their BatchNorms included:
-    frozen parameters get no gradient, and frozen BatchNorms become timm's FrozenBatchNorm2d, which keep the
-    pretrained statistics in training mode too. Returns {stages, trainable_stages, trainable_params, total_params}."""
+    frozen parameters get no gradient, frozen BatchNorms become timm's FrozenBatchNorm2d, which keep the pretrained
+    statistics in training mode too, and frozen modules stay in eval mode (dropout, drop-path off). Returns {stages,
+    trainable_stages, trainable_params, total_params}."""
     from timm.utils.model import freeze
 
     names = stage_modules(model, resolution)
@@ -135,9 +142,36 @@ def freeze_all_but_last(model: nn.Module, trainable_stages: int, resolution: int
                 p.requires_grad_(False)
     if frozen_modules:
         freeze(model, frozen_modules)
+    for name in _outermost_frozen(model, frozen_modules, frozen_params):  # (after freeze: it replaces BatchNorms)
+        _stay_in_eval(model.get_submodule(name))
     return {"stages": len(names), "trainable_stages": trainable_stages,
             "trainable_params": trainable_parameters(model),
             "total_params": sum(p.numel() for p in model.parameters())}
+
+
+def _outermost_frozen(model: nn.Module, names, frozen_params: set) -> set[str]:
+    """For each named module, its outermost ancestor (below the model itself) all of whose parameters are frozen: a
+    whole frozen stage, with its parameter-free parts (dropout, drop-path) included."""
+    def whole(name):
+        params = [f"{name}.{p}" for p, _ in model.get_submodule(name).named_parameters()]
+        return bool(params) and all(p in frozen_params for p in params)
+
+    tops = set()
+    for name in names:
+        parts, top = name.split("."), name
+        for k in range(len(parts) - 1, 0, -1):
+            if not whole(".".join(parts[:k])):
+                break
+            top = ".".join(parts[:k])
+        tops.add(top)
+    return tops
+
+
+def _stay_in_eval(module: nn.Module) -> None:
+    """A frozen module computes as at inference whatever mode its model is put in: model.train() leaves it (and its
+    children) in eval mode, so dropout and stochastic depth inside frozen stages stay off, like their weights."""
+    module.eval()
+    module.train = types.MethodType(lambda self, mode=True: self, module)
 
 
 def trainable_parameters(model: nn.Module) -> int:
