@@ -175,30 +175,3 @@ def test_paper_bit_set_plans_the_bit_mode_for_the_bit_models_offline(tmp_path):
     assert "results/images/flowers102/512px_bilinear.h5" in plan  # larger images: 512 / 480 (code version)
     assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
 
-
-def test_paper_detection_switch_plans_voc2007_detection_offline(tmp_path):
-    """config/paper_detection.yaml as written, merged over config/paper.yaml: VOC 2007 detection for the backbones
-    (cut to two of the 16 and one classification dataset so the plan stays small), planned without the data."""
-    config = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
-    assert config["detection"]["enabled"] is False  # off unless switched on
-    config["models"] = {m: config["models"][m] for m in ("inception_v4", "resnet50")}
-    config["datasets"] = {"cifar10": config["datasets"]["cifar10"]}
-    config.pop("sweeps", None)
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config/paper.yaml").write_text(yaml.safe_dump(config))
-    shutil.copy(ROOT / "config/paper_detection.yaml", tmp_path / "config/paper_detection.yaml")
-    proc = snakemake(tmp_path, "-n", "-q", "rules", "--configfile", tmp_path / "config/paper.yaml",
-                     tmp_path / "config/paper_detection.yaml")
-    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", proc.stdout, re.MULTILINE)}
-    runs = 2 * 3 * 2  # backbones x states (frozen, finetune, scratch) x capacities
-    assert counts["train_detector_final"] == runs and counts["select_detector_grid_point"] == runs
-    assert counts["train_detector_grid_point"] == runs * 2  # the 2-point learning-rate grid
-    assert counts["make_detection_split"] == 1
-    assert counts["compute_detection_statistics"] == 1
-    assert counts["fig_detection_top1"] == 1 and counts["fig_detection_capacity"] == 1
-    assert "detection: 12 runs (2 backbones x voc07_detection x states frozen, finetune, scratch" in proc.stderr
-    assert "PASCAL VOC 2007 is not under data" in proc.stderr  # the data is named, not needed for the plan
-    plan = snakemake(tmp_path, "-n", "-p", "results/detection/scratch/resnet50/voc07_detection/fpn256-conv4/final.json",
-                     "--configfile", tmp_path / "config/paper.yaml", tmp_path / "config/paper_detection.yaml").stdout
-    assert "results/detection/splits/voc07_detection.json" in plan
-    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()

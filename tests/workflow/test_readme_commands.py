@@ -254,3 +254,5 @@ def test_paper_detection_command_plans_voc2007_for_the_16_backbones(clone):
     assert "detection: 96 runs (16 backbones x voc07_detection" in stderr
     assert counts["train_detector_final"] == 96 and counts["train_detector_grid_point"] == 192
     assert counts["make_detection_split"] == 1 and "train_final" not in counts
+    assert yaml.safe_load((clone / "config/paper.yaml").read_text())["detection"]["enabled"] is False  # off by default
+    assert "PASCAL VOC 2007 is not under data" in stderr  # the data is named, not needed for the plan
