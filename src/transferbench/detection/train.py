@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from transferbench.atomic import atomic_path, write_json
+from transferbench.atomic import write_json
 from transferbench.detection.data import DetectionDatasetSpec, DetectionImages, DetectionSplit
 from transferbench.detection.detector import build_detector
 from transferbench.detection.metrics import METRIC_COLUMNS, detection_scores
 from transferbench.inference import pick_device
 from transferbench.models.spec import ModelSpec
 from transferbench.seeding import derive_seed
-from transferbench.train.loop import Preempted, _SigtermFlag, batch_indices, lr_factor
+from transferbench.train.loop import Preempted, _SigtermFlag, batch_indices, lr_factor, resume, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -120,21 +120,9 @@ def run_detection(state: str, model_spec: ModelSpec, dataset_spec: DetectionData
     params = [p for p in detector.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=lr, momentum=settings.get("momentum", 0.9), weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, settings, steps))
-    state_dict = {"step": 0, "wall_time_s": 0.0, "losses": []}
     checkpoint = Path(checkpoint) if checkpoint else None
-    if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
-        detector.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
-        state_dict = saved["state"]
-        log.info("resumed from %s at step %d of %d", checkpoint, state_dict["step"], steps)
-
-    def save_checkpoint():
-        if checkpoint is not None:
-            with atomic_path(checkpoint) as tmp:
-                torch.save({"model": detector.state_dict(), "optimizer": optimizer.state_dict(),
-                            "schedule": schedule.state_dict(), "state": state_dict}, tmp)
+    fresh = {"step": 0, "wall_time_s": 0.0, "losses": []}
+    state_dict = resume(checkpoint, detector, optimizer, schedule, device, fresh, steps)
 
     checkpoint_every = settings.get("checkpoint_every", steps)
     log_every = max(1, steps // 10)
@@ -169,7 +157,7 @@ def run_detection(state: str, model_spec: ModelSpec, dataset_spec: DetectionData
             if sigterm.raised or (done % checkpoint_every == 0 and done < steps):
                 state_dict["wall_time_s"] += time.perf_counter() - started
                 started, first = time.perf_counter(), done
-                save_checkpoint()
+                save_checkpoint(checkpoint, detector, optimizer, schedule, state_dict)
                 if sigterm.raised:
                     raise Preempted(f"stopped by SIGTERM at step {done}/{steps}; checkpoint {checkpoint} saved; "
                                     "rerun the job to resume")

@@ -155,6 +155,28 @@ class StepBatches(Dataset):
         return index, self.images[index]
 
 
+def resume(checkpoint: Path | None, model: nn.Module, optimizer, schedule, device: torch.device, state: dict,
+           steps: int) -> dict:
+    """The loop's state: from `checkpoint` where it exists (the model, optimizer and schedule loaded in place), else
+    `state` as given. Shared by every resumable training loop (classification, detection)."""
+    if checkpoint is None or not checkpoint.exists():
+        return state
+    saved = torch.load(checkpoint, map_location=device, weights_only=False)
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    schedule.load_state_dict(saved["schedule"])
+    log.info("resumed from %s at step %d of %d", checkpoint, saved["state"]["step"], steps)
+    return saved["state"]
+
+
+def save_checkpoint(checkpoint: Path | None, model: nn.Module, optimizer, schedule, state: dict) -> None:
+    """What `resume` reads, written atomically (a job killed mid-write leaves the previous checkpoint)."""
+    if checkpoint is not None:
+        with atomic_path(checkpoint) as tmp:
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "schedule": schedule.state_dict(), "state": state}, tmp)
+
+
 def _leave_sigterm_to_the_main_process(worker_id: int) -> None:
     # SLURM signals every process of a job: the main process checkpoints, then stops its workers itself
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -205,21 +227,8 @@ def train_classifier(model: nn.Module, train_images: torch.Tensor, train_labels:
                                 weight_decay=sgd_weight_decay(lr, weight_decay, settings["weight_decay_divided_by_lr"]))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, settings, steps))
     labels = torch.as_tensor(train_labels)
-    state = {"step": 0, "curve": [], "wall_time_s": 0.0}
     checkpoint = Path(checkpoint) if checkpoint else None
-    if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
-        state = saved["state"]
-        log.info("resumed from %s at step %d of %d", checkpoint, state["step"], steps)
-
-    def save_checkpoint():
-        if checkpoint is not None:
-            with atomic_path(checkpoint) as tmp:
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "schedule": schedule.state_dict(), "state": state}, tmp)
+    state = resume(checkpoint, model, optimizer, schedule, device, {"step": 0, "curve": [], "wall_time_s": 0.0}, steps)
 
     def evaluate():  # at the training batch size: a job's memory is set by its batch size, not the eval split's
         outputs = predict(model, eval_images, preprocessing, device, batch_size)
@@ -283,7 +292,7 @@ def train_classifier(model: nn.Module, train_images: torch.Tensor, train_labels:
             if sigterm.raised or (done % checkpoint_every == 0 and done < steps):
                 state["wall_time_s"] += time.perf_counter() - started
                 started, first_step = time.perf_counter(), done
-                save_checkpoint()
+                save_checkpoint(checkpoint, model, optimizer, schedule, state)
                 if sigterm.raised:
                     raise Preempted(f"stopped by SIGTERM at step {done}/{steps}; checkpoint {checkpoint} saved; "
                                     "rerun the job to resume")
