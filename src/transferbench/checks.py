@@ -16,6 +16,7 @@ from transferbench.analysis.results import (
 )
 from transferbench.config import SCHEMA, ConfigError, training_settings, validate_schema
 from transferbench.data.paper import PAPER_DATASETS
+from transferbench.detection.plan import METRICS as DETECTION_METRICS
 from transferbench.detection.plan import detection_problems
 from transferbench.hints import PREFETCH_HINT
 from transferbench.sweeps import sweep_problems
@@ -45,7 +46,8 @@ def validate_config(config: dict, schema_path=SCHEMA, cross_references: bool = T
 
 
 def _fill_dataset_metrics(config: dict) -> list[str]:
-    """The paper's datasets default to the paper's metric (Table 1); every other source must name one."""
+    """The paper's datasets default to the paper's metric (Table 1); every other source must name one. Detection
+    datasets default to VOC 2007's mAP for voc2007 and COCO's AP otherwise."""
     problems = []
     for name, entry in config["datasets"].items():
         if "metric" not in entry:
@@ -54,6 +56,8 @@ def _fill_dataset_metrics(config: dict) -> list[str]:
             else:
                 problems.append(f"config key 'datasets.{name}.metric': required for source '{entry['source']}'; "
                                 "valid choices: top1, mean_per_class, map_11point")
+    for entry in (config.get("detection") or {}).get("datasets", {}).values():  # VOC 2007's, else COCO's AP
+        entry.setdefault("metric", DETECTION_METRICS.get(entry["source"], "coco_ap"))
     return problems
 
 

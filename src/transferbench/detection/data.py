@@ -118,11 +118,12 @@ def make_detection_split(spec: DetectionDatasetSpec, out_json, seed: int) -> Det
 
 class DetectionImages(torch.utils.data.Dataset):
     """Images of some splits with their boxes: item i is (uint8 image (3, H, W), target {'boxes', 'labels',
-    'difficult'})."""
+    'difficult'}). `parts`: a dict shared by the datasets of one job, so each part's annotations are read once."""
 
-    def __init__(self, spec: DetectionDatasetSpec, split: DetectionSplit, names):
+    def __init__(self, spec: DetectionDatasetSpec, split: DetectionSplit, names, parts: dict | None = None):
         # train and val are images of the source's training part, test of its test part (their ids may repeat)
-        self.images, self.roots, parts = [], [], {}
+        self.images, self.roots = [], []
+        parts = {} if parts is None else parts
         for name in names:
             part = "test" if name == "test" else "train"
             if part not in parts:

@@ -82,8 +82,6 @@ def detection_problems(config: dict) -> list[str]:
     if not enabled(config):
         return []
     section, problems = config["detection"], []
-    for entry in section["datasets"].values():  # the default metric, filled in as the schema fills defaults
-        entry.setdefault("metric", METRICS.get(entry["source"], "coco_ap"))
     for model in section.get("models", []):
         if model not in config["models"]:
             problems.append(f"config key 'detection.models': {model!r} is not a model of the study; valid: "

@@ -102,8 +102,9 @@ def run_detection(state: str, model_spec: ModelSpec, dataset_spec: DetectionData
     spec = model_spec.with_preprocessing()
     split = DetectionSplit.load(split_file)
     num_classes = len(split.classes)
-    train_data = DetectionImages(dataset_spec, split, train_names)
-    eval_data = DetectionImages(dataset_spec, split, (eval_name,))
+    parts = {}  # the source's annotations, read once for both (a grid point's train and val share a part)
+    train_data = DetectionImages(dataset_spec, split, train_names, parts)
+    eval_data = DetectionImages(dataset_spec, split, (eval_name,), parts)
     positions = train_data.trainable()
     if not positions:
         raise ValueError(f"{dataset_spec.name}: no {'+'.join(train_names)} image has a box to learn from")
